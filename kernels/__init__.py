@@ -1,0 +1,1 @@
+"""Triton kernels for unitlab, installed as ``unitlab.kernels`` (see pyproject.toml)."""

@@ -1,0 +1,155 @@
+"""The alternating update, NaN handling, checkpoints and exact resume."""
+
+import json
+
+import pytest
+import torch
+
+from unitlab.checkpoint import load_checkpoint, save_checkpoint
+from unitlab.config import get_preset
+from unitlab.trainer import NonFiniteLossError, Trainer
+
+
+def random_domains(n=16, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (
+        torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+        torch.rand(n, 3, size, size, generator=g) * 2 - 1,
+    )
+
+
+def snapshot(params):
+    return [p.detach().clone() for p in params]
+
+
+def changed(before, params):
+    return [not torch.equal(a, b) for a, b in zip(before, params)]
+
+
+def test_dis_step_leaves_encoders_and_generators_untouched():
+    t = Trainer(get_preset("tiny"))
+    x_a, x_b = random_domains(4)
+    gen_before = snapshot(t.model.generator_parameters())
+    dis_before = snapshot(t.model.discriminator_parameters())
+    t.dis_step(x_a, x_b)
+    assert not any(changed(gen_before, t.model.generator_parameters()))
+    assert all(changed(dis_before, t.model.discriminator_parameters()))
+    assert all(p.grad is None for p in t.model.generator_parameters())
+
+
+def test_gen_step_leaves_discriminators_untouched():
+    t = Trainer(get_preset("tiny"))
+    x_a, x_b = random_domains(4)
+    gen_before = snapshot(t.model.generator_parameters())
+    dis_before = snapshot(t.model.discriminator_parameters())
+    out = t.gen_step(x_a, x_b)
+    assert not any(changed(dis_before, t.model.discriminator_parameters()))
+    assert all(p.grad is None for p in t.model.discriminator_parameters())
+    assert sum(changed(gen_before, t.model.generator_parameters())) > 0.9 * len(gen_before)
+    assert set(out) == {"gen", "gan", "kl", "recon", "cycle_kl", "cycle"}
+    assert all(p.requires_grad for p in t.model.discriminator_parameters())
+
+
+def test_total_loss_uses_the_paper_weights():
+    t = Trainer(get_preset("tiny"))
+    terms = {k: torch.tensor(1.0) for k in ("gan", "kl", "recon", "cycle_kl", "cycle")}
+    assert t.total_loss(terms).item() == pytest.approx(10 + 0.1 + 100 + 0.1 + 100)
+
+
+def test_no_cycle_ablation_drops_the_cycle_terms():
+    cfg = get_preset("tiny")
+    cfg.loss.use_cycle = False
+    t = Trainer(cfg)
+    s = t.streams(*random_domains(2))
+    assert s.x_aba is None and set(s.terms) == {"gan", "kl", "recon"}
+
+
+def test_same_seed_same_losses():
+    x_a, x_b = random_domains()
+    runs = [Trainer(get_preset("tiny")).fit(x_a, x_b, steps=3, progress=False) for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path):
+    x_a, x_b = random_domains()
+    full = Trainer(get_preset("tiny")).fit(x_a, x_b, steps=8, progress=False)
+    first = Trainer(get_preset("tiny"))
+    first.fit(x_a, x_b, steps=4, progress=False)
+    first.save(tmp_path / "ckpt.pt")
+    torch.manual_seed(1234)  # scramble the global RNG: the checkpoint must restore it
+    resumed = Trainer(get_preset("tiny"))
+    resumed.load(tmp_path / "ckpt.pt")
+    assert resumed.step == 4
+    rest = resumed.fit(x_a, x_b, steps=8, progress=False)
+    assert rest == full[4:]
+
+
+def test_fit_writes_the_run_folder(tmp_path):
+    cfg = get_preset("tiny")
+    x_a, x_b = random_domains()
+    Trainer(cfg).fit(x_a, x_b, run_dir=tmp_path, steps=10, progress=False)
+    assert json.loads((tmp_path / "config.json").read_text())["preset"] == "tiny"
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert {"dis", "gen", "recon", "cycle"} <= set(rows[0])
+    assert (tmp_path / "samples" / "step_000010.png").stat().st_size > 0
+    assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path):
+    cfg = get_preset("tiny")
+    x_a, x_b = random_domains()
+    t = Trainer(cfg)
+    t.fit(x_a, x_b, run_dir=tmp_path, steps=10, progress=False)
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    x_nan = x_a.clone()
+    x_nan[:] = float("nan")
+    with pytest.raises(NonFiniteLossError, match="non-finite loss at step 11"):
+        t.fit(x_nan, x_b, run_dir=tmp_path, steps=20, progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+    assert load_checkpoint(tmp_path)["step"] == 10
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    t = Trainer(get_preset("tiny"))
+    t.save(tmp_path / "c.pt")
+    cfg = get_preset("tiny")
+    cfg.model.base_channels = 16
+    with pytest.raises(ValueError, match="model.base_channels: checkpoint has 8, config has 16"):
+        Trainer(cfg).load(tmp_path / "c.pt")
+
+
+def test_corrupt_or_missing_checkpoints_name_the_file(tmp_path):
+    t = Trainer(get_preset("tiny"))
+    path = t.save(tmp_path / "c.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cannot read checkpoint .*c.pt"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing")
+    save_checkpoint({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a unitlab checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    t = Trainer(get_preset("tiny"))
+    path = t.save(tmp_path / "c.pt")
+    good = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        t.save(path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temp file left behind
+
+
+def test_wrong_batch_shapes_are_named():
+    t = Trainer(get_preset("tiny"))
+    with pytest.raises(ValueError, match=r"domain a batch: expected .*got \(2, 1, 16, 16\)"):
+        t.train_step(torch.zeros(2, 1, 16, 16), torch.zeros(2, 3, 16, 16))

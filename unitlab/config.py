@@ -1,0 +1,272 @@
+"""Typed configuration with named presets.
+
+Every run saves its full config next to its checkpoints, so a checkpoint can always be rebuilt
+into the exact model that wrote it, and a checkpoint from another config is refused with a clear
+message instead of a cryptic ``size mismatch`` deep inside ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+GanMode = Literal["vanilla", "lsgan"]
+Padding = Literal["zeros", "reflect"]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the two VAEs (encoder + generator per domain) and the two discriminators.
+
+    The encoder is ``conv7 -> n_downsample strided convs -> n_res_blocks residual blocks``; the
+    generator mirrors it. Of the ``n_res_blocks`` residual blocks, the last ``n_shared`` of each
+    encoder and the first ``n_shared`` of each generator are *weight-tied* between the domains
+    (one module object serves both). ``n_shared = 0`` gives two independent VAEs, the paper's
+    "no weight sharing" ablation; the total depth stays the same for every ``n_shared``, so
+    the ablation compares tying, not capacity.
+    """
+
+    image_size: int = 32
+    channels_a: int = 3
+    channels_b: int = 3
+    base_channels: int = 32
+    n_downsample: int = 2
+    n_res_blocks: int = 4
+    n_shared: int = 1
+    padding: Padding = "reflect"
+    # discriminator
+    d_channels: int = 32
+    d_max_channels: int = 256
+    d_layers: int = 4
+    d_scales: int = 1
+
+    @property
+    def latent_channels(self) -> int:
+        return self.base_channels * 2**self.n_downsample
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // 2**self.n_downsample
+
+    def validate(self) -> None:
+        """Refuse configurations that cannot build a consistent model, naming the field."""
+        if not 0 <= self.n_shared <= self.n_res_blocks:
+            raise ValueError(
+                f"model.n_shared={self.n_shared} must lie in 0..n_res_blocks={self.n_res_blocks}"
+            )
+        if self.image_size % 2**self.n_downsample:
+            raise ValueError(
+                f"model.image_size={self.image_size} must be divisible by "
+                f"2**n_downsample={2**self.n_downsample}"
+            )
+        smallest = self.image_size // 2 ** (self.d_scales - 1)
+        if smallest // 2**self.d_layers < 1:
+            raise ValueError(
+                f"model.d_layers={self.d_layers} halves the {smallest}px input "
+                f"(scale {self.d_scales}) below one pixel; use fewer layers or scales"
+            )
+        for name in (
+            "base_channels",
+            "d_channels",
+            "d_layers",
+            "d_scales",
+            "channels_a",
+            "channels_b",
+            "image_size",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+
+
+@dataclass
+class LossConfig:
+    """Weights of the UNIT objective (paper defaults: lambda0..lambda4 = 10, 0.1, 100, 0.1, 100)."""
+
+    gan: float = 10.0
+    kl: float = 0.1
+    recon: float = 100.0
+    cycle_kl: float = 0.1
+    cycle: float = 100.0
+    gan_mode: GanMode = "vanilla"
+    use_cycle: bool = True
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class DataConfig:
+    """Which data to train on. ``mapworld`` is embedded (procedural, offline)."""
+
+    dataset: str = "mapworld"
+    train_size: int = 2000
+    test_size: int = 200
+    seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs; saved as ``config.json`` in the run folder."""
+
+    preset: str = "mapworld32"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 1500
+    batch_size: int = 8
+    seed: int = 0
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    kernels: Literal["auto", "torch", "triton"] = "auto"
+
+    def validate(self) -> None:
+        self.model.validate()
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps={self.steps} must be >= 0 and batch_size >= 1")
+        if self.kernels not in ("auto", "torch", "triton"):
+            raise ValueError(f"kernels={self.kernels!r} must be one of auto, torch, triton")
+        if self.loss.gan_mode not in ("vanilla", "lsgan"):
+            raise ValueError(f"loss.gan_mode={self.loss.gan_mode!r} must be vanilla or lsgan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config, refusing unknown fields (a typo must not silently do nothing)."""
+        return _from_dict(cls, data, prefix="")
+
+
+def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(
+            f"unknown config field(s): {', '.join(prefix + u for u in sorted(unknown))}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        sub = _NESTED.get(name)
+        if sub is not None and cls is TrainConfig:
+            kwargs[name] = _from_dict(sub, value, prefix=f"{name}.")
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+_NESTED = {"model": ModelConfig, "loss": LossConfig, "optim": OptimConfig, "data": DataConfig}
+
+
+def _mapworld32() -> TrainConfig:
+    # The CPU-friendly default: finishes in a few minutes on 2 cores.
+    return TrainConfig(preset="mapworld32")
+
+
+def _mapworld64() -> TrainConfig:
+    cfg = TrainConfig(preset="mapworld64", steps=5000, batch_size=4)
+    cfg.model = ModelConfig(image_size=64, base_channels=32, d_layers=5)
+    return cfg
+
+
+def _unit_paper(size: int) -> TrainConfig:
+    """The NIPS architecture (64-channel conv7, 2 downsamplings, 3+1 residual blocks, 5-layer D)."""
+    cfg = TrainConfig(preset=f"paper{size}", steps=100_000, batch_size=1)
+    cfg.model = ModelConfig(
+        image_size=size,
+        base_channels=64,
+        n_res_blocks=4,
+        n_shared=1,
+        padding="zeros",
+        d_channels=64,
+        d_max_channels=1024,
+        d_layers=5,
+    )
+    return cfg
+
+
+def _tiny() -> TrainConfig:
+    # For tests and CI: seconds, not minutes.
+    cfg = TrainConfig(
+        preset="tiny", steps=20, batch_size=4, sample_every=10, checkpoint_every=10, log_every=1
+    )
+    cfg.model = ModelConfig(
+        image_size=16,
+        base_channels=8,
+        n_res_blocks=2,
+        n_shared=1,
+        d_channels=8,
+        d_max_channels=32,
+        d_layers=3,
+    )
+    cfg.data = DataConfig(train_size=64, test_size=16)
+    return cfg
+
+
+PRESETS = {
+    "mapworld32": _mapworld32,
+    "mapworld64": _mapworld64,
+    "paper64": lambda: _unit_paper(64),
+    "paper128": lambda: _unit_paper(128),
+    "paper256": lambda: _unit_paper(256),
+    "tiny": _tiny,
+}
+
+
+def get_preset(name: str) -> TrainConfig:
+    """Return a fresh config for a named preset; unknown names list the known ones."""
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+
+
+def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
+    """Apply ``section.field=value`` strings (e.g. ``model.n_shared=0``), typed by the field."""
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(
+                f"override {item!r} must look like field=value (e.g. model.n_shared=0)"
+            )
+        path, raw = item.split("=", 1)
+        target: Any = cfg
+        parts = path.split(".")
+        for part in parts[:-1]:
+            if not hasattr(target, part) or not dataclasses.is_dataclass(getattr(target, part)):
+                raise ValueError(f"unknown config section {part!r} in override {item!r}")
+            target = getattr(target, part)
+        name = parts[-1]
+        known = {f.name: f for f in fields(target)}
+        if name not in known:
+            raise ValueError(
+                f"unknown config field {path!r}; {type(target).__name__} has: {', '.join(known)}"
+            )
+        current = getattr(target, name)
+        setattr(target, name, _parse_like(current, raw, path))
+    return cfg
+
+
+def _parse_like(current: Any, raw: str, path: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+    except ValueError:
+        raise ValueError(
+            f"cannot parse {raw!r} for {path} (expected {type(current).__name__})"
+        ) from None
+    return raw

@@ -1,0 +1,322 @@
+"""UNIT's alternating update, with logging, samples, checkpoints and exact resume.
+
+One training iteration is two steps (the paper's Algorithm): first the discriminators learn to
+tell real images from translations while the encoders/generators stay fixed; then the
+encoders/generators learn, with the discriminators fixed, from three streams:
+
+* reconstruction  ``x_a -> z -> x_aa``  (L1 + KL),
+* translation     ``x_a -> z -> x_ab``  (GAN),
+* cycle           ``x_a -> z -> x_ab -> z' -> x_aba``  (L1 + KL on the re-encoded code),
+
+and symmetrically for domain b.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from . import losses, ops
+from .checkpoint import CHECKPOINT_NAME, config_mismatch, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .models import UNIT, check_images
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class Streams:
+    """Everything one generator step computes (kept for plots and sample grids)."""
+
+    x_aa: Tensor
+    x_bb: Tensor
+    x_ab: Tensor
+    x_ba: Tensor
+    x_aba: Tensor | None
+    x_bab: Tensor | None
+    terms: dict[str, Tensor]
+
+
+class Trainer:
+    """Owns the model, both optimisers and the data-sampling RNG of one run."""
+
+    def __init__(self, cfg: TrainConfig, device: str | torch.device = "cpu") -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.device = torch.device(device)
+        if cfg.kernels != "auto":
+            ops.set_backend(cfg.kernels)
+        torch.manual_seed(cfg.seed)
+        self.model = UNIT(cfg.model).to(self.device)
+        o = cfg.optim
+        adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+        self.opt_gen = torch.optim.Adam(list(self.model.generator_parameters()), **adam)
+        self.opt_dis = torch.optim.Adam(list(self.model.discriminator_parameters()), **adam)
+        # Batches are drawn with their own generator so that resuming restores them exactly.
+        self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
+        self.step = 0
+
+    # ------------------------------------------------------------------ the two updates
+    def streams(self, x_a: Tensor, x_b: Tensor) -> Streams:
+        """Run the three streams for both domains and compute every weighted loss term."""
+        m, w = self.model, self.cfg.loss
+        mu_a, mu_b = m.enc_a(x_a), m.enc_b(x_b)
+        z_a, kl_a = ops.reparameterize(mu_a)
+        z_b, kl_b = ops.reparameterize(mu_b)
+        # Batch both codes through each generator: instance norm is per sample, so this equals
+        # two calls and halves the number of (slow, on the CPU) small convolutions.
+        n = x_a.shape[0]
+        x_aa, x_ba = m.gen_a(torch.cat([z_a, z_b])).split([n, x_b.shape[0]])
+        x_ab, x_bb = m.gen_b(torch.cat([z_a, z_b])).split([n, x_b.shape[0]])
+        terms = {
+            "gan": losses.generator_gan_loss(m.dis_a(x_ba), w.gan_mode)
+            + losses.generator_gan_loss(m.dis_b(x_ab), w.gan_mode),
+            "kl": kl_a + kl_b,
+            "recon": losses.l1(x_aa, x_a) + losses.l1(x_bb, x_b),
+        }
+        x_aba = x_bab = None
+        if w.use_cycle:
+            z_ab, kl_ab = ops.reparameterize(m.enc_b(x_ab))
+            z_ba, kl_ba = ops.reparameterize(m.enc_a(x_ba))
+            x_aba, x_bab = m.gen_a(z_ab), m.gen_b(z_ba)
+            terms["cycle_kl"] = kl_ab + kl_ba
+            terms["cycle"] = losses.l1(x_aba, x_a) + losses.l1(x_bab, x_b)
+        return Streams(x_aa, x_bb, x_ab, x_ba, x_aba, x_bab, terms)
+
+    def total_loss(self, terms: dict[str, Tensor]) -> Tensor:
+        w = self.cfg.loss
+        weights = {
+            "gan": w.gan,
+            "kl": w.kl,
+            "recon": w.recon,
+            "cycle_kl": w.cycle_kl,
+            "cycle": w.cycle,
+        }
+        return sum(weights[k] * v for k, v in terms.items())
+
+    def dis_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
+        """Update D_a, D_b on real images vs translations; encoders/generators stay fixed."""
+        m, mode = self.model, self.cfg.loss.gan_mode
+        with torch.no_grad():
+            z_a, _ = ops.reparameterize(m.enc_a(x_a))
+            z_b, _ = ops.reparameterize(m.enc_b(x_b))
+            x_ab, x_ba = m.gen_b(z_a), m.gen_a(z_b)
+        loss = losses.discriminator_loss(
+            m.dis_a(x_a), m.dis_a(x_ba), mode
+        ) + losses.discriminator_loss(m.dis_b(x_b), m.dis_b(x_ab), mode)
+        weighted = self.cfg.loss.gan * loss
+        self._check_finite({"dis": weighted})
+        self.opt_dis.zero_grad(set_to_none=True)
+        weighted.backward()
+        self.opt_dis.step()
+        return {"dis": weighted.item()}
+
+    def gen_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
+        """Update encoders + generators through all streams; discriminators stay fixed."""
+        dis_params = list(self.model.discriminator_parameters())
+        for p in dis_params:  # D only passes gradients through, it must not accumulate any
+            p.requires_grad_(False)
+        try:
+            terms = self.streams(x_a, x_b).terms
+            total = self.total_loss(terms)
+            self._check_finite({**terms, "total": total})
+            self.opt_gen.zero_grad(set_to_none=True)
+            total.backward()
+            self.opt_gen.step()
+        finally:
+            for p in dis_params:
+                p.requires_grad_(True)
+        return {"gen": total.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def train_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
+        """One iteration: a discriminator step, then an encoder/generator step."""
+        cfg = self.cfg.model
+        check_images(x_a, cfg.channels_a, cfg.image_size, "domain a batch")
+        check_images(x_b, cfg.channels_b, cfg.image_size, "domain b batch")
+        self.model.train()
+        out = self.dis_step(x_a, x_b)
+        out.update(self.gen_step(x_a, x_b))
+        self.step += 1
+        return out
+
+    def _check_finite(self, values: dict[str, Tensor]) -> None:
+        bad = [k for k, v in values.items() if not torch.isfinite(v).all()]
+        if bad:
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.step + 1}: {', '.join(bad)}; stopping. The last "
+                f"good checkpoint is kept; try a lower learning rate or resume from it."
+            )
+
+    # ------------------------------------------------------------------ data
+    def sample_batch(self, data: Tensor) -> Tensor:
+        idx = torch.randint(len(data), (self.cfg.batch_size,), generator=self.data_rng)
+        return data[idx].to(self.device, non_blocking=True)
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "opt_gen": self.opt_gen.state_dict(),
+            "opt_dis": self.opt_dis.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_data": self.data_rng.get_state(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return save_checkpoint(self.state_dict(), path)
+
+    def load(self, run_or_file: str | Path) -> None:
+        """Restore everything needed to continue bit-for-bit (on the CPU) from a checkpoint."""
+        state = load_checkpoint(run_or_file, map_location=self.device)
+        diffs = config_mismatch(state["config"]["model"], self.cfg.to_dict()["model"], "model.")
+        if diffs:
+            raise ValueError(
+                "checkpoint was written by another model config:\n  " + "\n  ".join(diffs)
+            )
+        self.model.load_state_dict(state["model"])
+        self.opt_gen.load_state_dict(state["opt_gen"])
+        self.opt_dis.load_state_dict(state["opt_dis"])
+        torch.set_rng_state(state["rng_torch"])
+        self.data_rng.set_state(state["rng_data"])
+        self.step = int(state["step"])
+
+    # ------------------------------------------------------------------ the loop
+    def fit(
+        self,
+        data_a: Tensor,
+        data_b: Tensor,
+        run_dir: str | Path | None = None,
+        steps: int | None = None,
+        progress: bool = True,
+        on_sample: Callable[[int, Path], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until ``steps`` (default ``cfg.steps``) total iterations; return the loss log.
+
+        With ``run_dir``, a :class:`RunWriter` keeps the run's files. Ctrl-C (SIGINT) stops at
+        the end of the current iteration and saves a checkpoint there, so nothing is lost and
+        ``--resume`` continues exactly.
+        """
+        cfg = self.cfg
+        total = cfg.steps if steps is None else steps
+        writer = RunWriter(run_dir, cfg) if run_dir is not None else None
+        fixed = (data_a[:4].to(self.device), data_b[:4].to(self.device))
+        history: list[dict[str, float]] = []
+        bar = tqdm(
+            total=total, initial=self.step, disable=not progress, desc="train", dynamic_ncols=True
+        )
+        with bar, _StopAtStepBoundary() as stop:
+            while self.step < total:
+                out = self.train_step(self.sample_batch(data_a), self.sample_batch(data_b))
+                history.append({"step": self.step, **out})
+                bar.update(1)
+                if self.step % cfg.log_every == 0:
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()})
+                if writer is not None:
+                    writer.after_step(
+                        self, out, final=self.step == total, fixed=fixed, on_sample=on_sample
+                    )
+                if stop.requested:
+                    if writer is not None:
+                        self.save(writer.checkpoint)
+                    raise KeyboardInterrupt(f"stopped at step {self.step}")
+        return history
+
+    @torch.no_grad()
+    def sample_rows(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
+        """Rows for a sample grid: input | reconstruction | translation | cycle, per domain."""
+        m = self.model
+        was_training = m.training
+        m.eval()
+        try:
+            mu_a, mu_b = m.enc_a(x_a), m.enc_b(x_b)
+            x_ab, x_ba = m.gen_b(mu_a), m.gen_a(mu_b)
+            rows = [
+                x_a,
+                m.gen_a(mu_a),
+                x_ab,
+                m.gen_a(m.enc_b(x_ab)),
+                x_b,
+                m.gen_b(mu_b),
+                x_ba,
+                m.gen_b(m.enc_a(x_ba)),
+            ]
+        finally:
+            m.train(was_training)
+        return [r.cpu() for r in rows]
+
+
+class RunWriter:
+    """The files of one run folder: ``config.json``, ``log.jsonl``, samples, ``checkpoint.pt``."""
+
+    def __init__(self, run_dir: str | Path, cfg: TrainConfig) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        self.cfg = cfg
+        self.checkpoint = self.dir / CHECKPOINT_NAME
+        self.start = time.perf_counter()
+
+    def after_step(
+        self,
+        trainer: Trainer,
+        losses_now: dict[str, float],
+        final: bool,
+        fixed: tuple[Tensor, Tensor],
+        on_sample: Callable[[int, Path], None] | None = None,
+    ) -> None:
+        step, cfg = trainer.step, self.cfg
+        if step % cfg.log_every == 0 or final:
+            row = {
+                "step": step,
+                "seconds": round(time.perf_counter() - self.start, 3),
+                **losses_now,
+            }
+            with open(self.dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(row) + "\n")
+        if step % cfg.sample_every == 0 or final:
+            from .images import save_grid  # matplotlib is only needed when writing
+
+            path = self.dir / "samples" / f"step_{step:06d}.png"
+            save_grid(trainer.sample_rows(*fixed), path)
+            if on_sample is not None:
+                on_sample(step, path)
+        if step % cfg.checkpoint_every == 0 or final:
+            trainer.save(self.checkpoint)
+
+
+class _StopAtStepBoundary:
+    """Turn SIGINT into a flag checked between iterations (a half-done step is never saved).
+
+    Only the main thread may install signal handlers; elsewhere Ctrl-C behaves as usual.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> _StopAtStepBoundary:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
