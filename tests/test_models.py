@@ -1,5 +1,7 @@
 """Shapes, weight tying and parameter bookkeeping of the UNIT networks."""
 
+import math
+
 import pytest
 import torch
 
@@ -41,9 +43,9 @@ def test_shapes_for_several_sizes(size, n_down, channels_a, channels_b):
     assert x_ab.abs().max() <= 1  # tanh output
     logits = model.dis_b(x_ab)
     assert len(logits) == 2
-    side = -(-size // 8)  # three stride-2 convs with padding 1: ceil(size / 8)
+    side = math.ceil(size / 8)  # three stride-2 convs with padding 1
     assert logits[0].shape == (2, 1, side, side)
-    half = -(-(-(-size // 2)) // 8)  # the second scale sees the image pooled by 2
+    half = math.ceil(math.ceil(size / 2) / 8)  # the second scale sees the image pooled by 2
     assert logits[1].shape == (2, 1, half, half)
     assert model.translate(x_a, "a2b").shape == x_ab.shape
 
@@ -83,8 +85,12 @@ def test_a_step_on_domain_a_changes_domain_b_tied_layer():
     loss = model.enc_a(torch.randn(2, 3, 16, 16)).pow(2).mean()  # domain a only
     loss.backward()
     opt.step()
-    assert any(not torch.equal(a, b) for a, b in zip(tied_b, model.enc_b.shared.parameters()))
-    assert all(torch.equal(a, b) for a, b in zip(private_b, model.enc_b.private.parameters()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(tied_b, model.enc_b.shared.parameters(), strict=True)
+    )
+    assert all(
+        torch.equal(a, b) for a, b in zip(private_b, model.enc_b.private.parameters(), strict=True)
+    )
 
 
 def test_untied_model_has_independent_encoders():

@@ -23,7 +23,7 @@ def snapshot(params):
 
 
 def changed(before, params):
-    return [not torch.equal(a, b) for a, b in zip(before, params)]
+    return [not torch.equal(a, b) for a, b in zip(before, params, strict=True)]
 
 
 def test_dis_step_leaves_encoders_and_generators_untouched():

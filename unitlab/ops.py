@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from types import ModuleType
 
 from torch import Tensor
 
@@ -92,7 +93,8 @@ def uses_triton(x: Tensor) -> bool:
     return True
 
 
-def _kernel_module(name: str):
+def _kernel_module(name: str) -> ModuleType:
+    """Import a kernel module on first use (see the module docstring for why not earlier)."""
     return importlib.import_module(f"unitlab.kernels.{name}")
 
 

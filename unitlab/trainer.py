@@ -55,8 +55,9 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.device = torch.device(device)
-        if cfg.kernels != "auto":
-            ops.set_backend(cfg.kernels)
+        # "auto" defers to UNITLAB_KERNELS / the device; a forced backend must not leak into
+        # the next Trainer of the same process, so it is set (or cleared) on every construction.
+        ops.set_backend(None if cfg.kernels == "auto" else cfg.kernels)
         torch.manual_seed(cfg.seed)
         self.model = UNIT(cfg.model).to(self.device)
         o = cfg.optim

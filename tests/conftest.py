@@ -1,0 +1,22 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Tests never reach the internet: loaders that would download raise instead.
+os.environ["UNITLAB_OFFLINE"] = "1"
+
+import pytest
+
+# ../shared/data relative to the repository root: where CI and the dev machines keep real data.
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real-data folder ``../shared/data``; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA} does not exist")
+    return SHARED_DATA

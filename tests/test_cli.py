@@ -1,0 +1,117 @@
+"""The command line end to end on a tiny run, and its error messages."""
+
+import json
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+
+from unitlab.cli import main
+
+
+def train_tiny(tmp_path, *extra):
+    return main(["train", "--preset", "tiny", "--out", str(tmp_path), "--no-progress", *extra])
+
+
+def test_train_then_translate_a_png(tmp_path, capsys):
+    assert train_tiny(tmp_path, "--steps", "6") == 0
+    out = capsys.readouterr().out
+    assert "pixel accuracy" in out and "identity" in out and "constant" in out
+    run = tmp_path / "tiny"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 <= metrics["unit"] <= 1 and metrics["n_pairs"] == 16
+    assert (run / "checkpoint.pt").is_file() and (run / "config.json").is_file()
+
+    image = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
+    mpimg.imsave(tmp_path / "in.png", image)
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(run),
+                "--direction",
+                "a2b",
+                str(tmp_path / "in.png"),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
+    result = mpimg.imread(tmp_path / "out" / "in_a2b.png")
+    assert result.shape[:2] == (16, 16)
+
+
+def test_resume_extends_a_run(tmp_path, capsys):
+    assert train_tiny(tmp_path, "--steps", "4") == 0
+    assert train_tiny(tmp_path, "--steps", "4") == 2  # refuses to overwrite
+    assert "already holds a run" in capsys.readouterr().err
+    assert train_tiny(tmp_path, "--resume", "--steps", "6") == 0
+    assert "resuming" in capsys.readouterr().out
+    log = (tmp_path / "tiny" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [1, 2, 3, 4, 5, 6]
+
+
+def test_unknown_preset_and_option_are_refused(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--preset", "nope"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_unknown_config_field_is_named(tmp_path, capsys):
+    assert train_tiny(tmp_path, "--set", "model.n_sharde=0") == 2
+    assert "unknown config field 'model.n_sharde'" in capsys.readouterr().err
+    assert train_tiny(tmp_path, "--set", "model.n_shared=many") == 2
+    assert "cannot parse 'many' for model.n_shared" in capsys.readouterr().err
+
+
+def test_translate_reports_missing_inputs_and_checkpoints(tmp_path, capsys):
+    assert main(["translate", "--checkpoint", str(tmp_path), "x.png", "--out", "o"]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert train_tiny(tmp_path, "--steps", "2") == 0
+    capsys.readouterr()
+    missing = tmp_path / "missing.png"
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "tiny"),
+                str(missing),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert f"input {missing} does not exist" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not a png")
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path / "tiny"),
+                str(corrupt),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    assert "corrupt.png" in capsys.readouterr().err
+
+
+def test_presets_and_help(capsys):
+    assert main(["presets"]) == 0
+    assert "mapworld32" in capsys.readouterr().out
+    for command in ("train", "translate", "evaluate", "presets"):
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0

@@ -1,0 +1,117 @@
+"""Benchmarks (not tests): ``python -m unitlab.bench [train|kernels] [--out FILE]``.
+
+``train`` times one full UNIT iteration (discriminator step + encoder/generator step) for the
+default preset and the paper's architecture at 64x64 and 128x128, batch 1 and 8, on whatever
+device is present: the median of several steps after warm-up. ``kernels`` hands over to the
+Triton kernel benchmark in :mod:`unitlab.kernels.bench` (it needs a CUDA GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from .config import get_preset
+from .trainer import Trainer
+
+TRAIN_CASES = [
+    ("mapworld32", 8),
+    ("paper64", 1),
+    ("paper64", 8),
+    ("paper128", 1),
+    ("paper128", 8),
+]
+
+
+def machine_description(device: torch.device) -> str:
+    """One line naming the hardware and software a table was measured on."""
+    if device.type == "cuda":
+        hw = f"{torch.cuda.get_device_name(device)}"
+    else:
+        hw = f"{_cpu_name()}, {torch.get_num_threads()} torch threads"
+    return (
+        f"{hw}; torch {torch.__version__}, Python {platform.python_version()}; "
+        f"{datetime.date.today().isoformat()}"
+    )
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def time_train_step(
+    preset: str, batch: int, device: torch.device, warmup: int = 2, repeats: int = 5
+) -> float:
+    """Median seconds of one training iteration on random images."""
+    cfg = get_preset(preset)
+    cfg.batch_size = batch
+    trainer = Trainer(cfg, device=device)
+    m = cfg.model
+    x_a = torch.rand(batch, m.channels_a, m.image_size, m.image_size, device=device) * 2 - 1
+    x_b = torch.rand(batch, m.channels_b, m.image_size, m.image_size, device=device) * 2 - 1
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        trainer.train_step(x_a, x_b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_table(device: torch.device, repeats: int, cases=TRAIN_CASES) -> str:
+    lines = [
+        f"Training step (D step + E/G step), median of {repeats} after warm-up. "
+        f"Machine: {machine_description(device)}.",
+        "",
+        "| preset | image | batch | ms / step | images / s (per domain) |",
+        "|---|---|---|---|---|",
+    ]
+    for preset, batch in cases:
+        seconds = time_train_step(preset, batch, device, repeats=repeats)
+        size = get_preset(preset).model.image_size
+        lines.append(
+            f"| {preset} | {size}x{size} | {batch} | {seconds * 1e3:.1f} | {batch / seconds:.1f} |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m unitlab.bench", description=__doc__)
+    parser.add_argument("what", nargs="?", default="train", choices=["train", "kernels"])
+    parser.add_argument("--out", help="also write the markdown table to this file")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
+    args, rest = parser.parse_known_args(argv)
+    if args.what == "kernels":
+        from .kernels.bench import main as kernels_main
+
+        return kernels_main(rest + (["--out", args.out] if args.out else []))
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    table = train_table(device, args.repeats)
+    print(table)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,208 @@
+"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``presets``.
+
+Errors a user can fix (a missing file, a wrong shape, an unknown preset or field, a NaN loss) are
+printed as one clear line and exit with status 2 (usage) or 1 (run failed), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import PRESETS, TrainConfig, apply_overrides, get_preset
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unitlab",
+        description="UNIT: unsupervised image-to-image translation (Liu et al., NIPS 2017).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train UNIT (default: the embedded map world, a few CPU minutes)",
+        description="Train UNIT and report satellite->map pixel accuracy against baselines.",
+    )
+    train.add_argument(
+        "--preset",
+        default="mapworld32",
+        choices=sorted(PRESETS),
+        help="named configuration (default: mapworld32)",
+    )
+    train.add_argument("--steps", type=int, help="total training iterations")
+    train.add_argument("--batch-size", type=int, help="images per domain per step")
+    train.add_argument("--seed", type=int, help="seed for weights, noise and batches")
+    train.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
+    train.add_argument("--name", help="run folder name (default: the preset's name)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in OUT/NAME from its checkpoint"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set model.n_shared=0 (repeatable)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    tr = sub.add_parser(
+        "translate",
+        help="translate image files with a trained checkpoint",
+        description="Translate PNG/JPEG files or folders of them.",
+    )
+    tr.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="RUN_OR_FILE",
+        help="a run folder or a checkpoint .pt file",
+    )
+    tr.add_argument("--direction", default="a2b", choices=["a2b", "b2a"])
+    tr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    tr.add_argument("--out", required=True, help="output folder")
+
+    ev = sub.add_parser("evaluate", help="pixel accuracy of a map-world checkpoint vs baselines")
+    ev.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE")
+
+    sub.add_parser("presets", help="list the named configurations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {
+        "train": _train,
+        "translate": _translate,
+        "evaluate": _evaluate,
+        "presets": _presets,
+    }
+    try:
+        return handlers[args.command](args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"unitlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = get_preset(args.preset)
+    apply_overrides(cfg, args.overrides)
+    for field, value in (
+        ("steps", args.steps),
+        ("batch_size", args.batch_size),
+        ("seed", args.seed),
+    ):
+        if value is not None:
+            setattr(cfg, field, value)
+    cfg.validate()
+    return cfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
+    from .data.sources import training_data
+    from .evaluate import evaluate_run, format_report
+    from .trainer import NonFiniteLossError, Trainer
+
+    run_dir = Path(args.out) / (args.name or args.preset)
+    checkpoint = run_dir / CHECKPOINT_NAME
+    if args.resume:
+        cfg = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
+        if args.steps is not None:
+            cfg.steps = args.steps
+    else:
+        if checkpoint.exists():
+            raise ValueError(
+                f"{run_dir} already holds a run; pass --resume to continue it or "
+                f"--name to start another (nothing was overwritten)"
+            )
+        cfg = _config_from_args(args)
+    trainer = Trainer(cfg)
+    if args.resume:
+        trainer.load(checkpoint)
+        print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
+    data_a, data_b = training_data(cfg)
+    try:
+        trainer.fit(data_a, data_b, run_dir=run_dir, progress=not args.no_progress)
+    except NonFiniteLossError as exc:
+        print(f"unitlab train: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted at step {trainer.step}; the checkpoint in {run_dir} was saved at "
+            f"that step: continue with --resume",
+            file=sys.stderr,
+        )
+        return 130
+    report = evaluate_run(trainer.model, cfg)
+    if report is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+        print(format_report(report))
+    print(f"run saved in {run_dir}")
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from .images import load_image, save_image
+    from .inference import load_model
+
+    model, cfg = load_model(args.checkpoint)
+    src = args.direction[0]
+    channels = cfg.model.channels_a if src == "a" else cfg.model.channels_b
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = list(_expand_inputs(args.inputs))
+    for path in files:
+        x = load_image(path, cfg.model.image_size, channels)
+        y = model.translate(x.unsqueeze(0), args.direction)[0]
+        target = out / f"{path.stem}_{args.direction}.png"
+        save_image(y, target)
+        print(f"{path} -> {target}")
+    return 0
+
+
+def _expand_inputs(inputs: list[str]):
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"no PNG/JPEG files in folder {path}")
+            yield from found
+        elif path.is_file():
+            yield path
+        else:
+            raise FileNotFoundError(f"input {path} does not exist")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run, format_report
+    from .inference import load_model
+
+    model, cfg = load_model(args.checkpoint)
+    report = evaluate_run(model, cfg)
+    if report is None:
+        raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
+    print(format_report(report))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    for name, make in PRESETS.items():
+        cfg = make()
+        m = cfg.model
+        print(
+            f"{name:12s} {m.image_size}px, {m.base_channels} base channels, "
+            f"{m.n_res_blocks} res blocks ({m.n_shared} tied), D {m.d_layers} layers, "
+            f"{cfg.steps} steps x batch {cfg.batch_size}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

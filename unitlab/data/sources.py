@@ -1,0 +1,37 @@
+"""Turn a :class:`~unitlab.config.DataConfig` into training tensors and evaluation pairs.
+
+The one place that knows which dataset name means which loader, so the CLI, the notebooks and
+the tests all train on the same thing for the same config.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from torch import Tensor
+
+from ..config import TrainConfig
+from ..images import uint8_to_tensor
+from . import mapworld
+
+DATASETS = ("mapworld",)
+
+
+def _check_dataset(cfg: TrainConfig) -> None:
+    if cfg.data.dataset not in DATASETS:
+        raise ValueError(
+            f"data.dataset={cfg.data.dataset!r} is unknown; known: {', '.join(DATASETS)}"
+        )
+
+
+def training_data(cfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    """Unpaired images of domain a and domain b, float (N, C, H, W) in [-1, 1]."""
+    _check_dataset(cfg)
+    sat, maps = mapworld.unpaired(cfg.data.train_size, cfg.model.image_size, cfg.data.seed)
+    return uint8_to_tensor(sat), uint8_to_tensor(maps)
+
+
+def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out paired (domain a, domain b) images, uint8 (N, H, W, C), never seen in training."""
+    _check_dataset(cfg)
+    sat, maps, _ = mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)
+    return sat, maps
