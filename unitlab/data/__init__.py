@@ -1,0 +1,1 @@
+"""Datasets: the embedded procedural map world and real digit loaders (MNIST, USPS)."""
