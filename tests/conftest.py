@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+import torch
+
 # Tests never reach the internet: loaders that would download raise instead.
 os.environ["UNITLAB_OFFLINE"] = "1"
-
-import pytest
+# Test tensors are tiny: one thread is as fast as two, and immune to the oversubscription
+# slow-downs (5-10x, measured) when another process (a notebook kernel, a build) shares the cores.
+torch.set_num_threads(1)
 
 # ../shared/data relative to the repository root: where CI and the dev machines keep real data.
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
