@@ -76,8 +76,11 @@ def time_train_step(
 
 def train_table(device: torch.device, repeats: int, cases=TRAIN_CASES) -> str:
     lines = [
-        f"Training step (D step + E/G step), median of {repeats} after warm-up. "
-        f"Machine: {machine_description(device)}.",
+        "# Training-step benchmark",
+        "",
+        f"Made by `python -m unitlab.bench train --repeats {repeats} --out docs/benchmarks.md`.",
+        f"One iteration = a discriminator step + an encoder/generator step, on random images; "
+        f"median of {repeats} after 2 warm-up steps. Machine: {machine_description(device)}.",
         "",
         "| preset | image | batch | ms / step | images / s (per domain) |",
         "|---|---|---|---|---|",

@@ -30,13 +30,13 @@ class ModelConfig:
     image_size: int = 32
     channels_a: int = 3
     channels_b: int = 3
-    base_channels: int = 32
+    base_channels: int = 16
     n_downsample: int = 2
     n_res_blocks: int = 4
     n_shared: int = 1
     padding: Padding = "reflect"
     # discriminator
-    d_channels: int = 32
+    d_channels: int = 16
     d_max_channels: int = 256
     d_layers: int = 4
     d_scales: int = 1
@@ -119,7 +119,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    steps: int = 1500
+    steps: int = 1000
     batch_size: int = 8
     seed: int = 0
     sample_every: int = 250
