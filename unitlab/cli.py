@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    report = evaluate_run(trainer.model, cfg)
+    report = evaluate_run(trainer.model, cfg, train_maps=data_b)
     if report is not None:
         (run_dir / "metrics.json").write_text(json.dumps(report, indent=2))
         print(format_report(report))

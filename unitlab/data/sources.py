@@ -35,3 +35,14 @@ def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     _check_dataset(cfg)
     sat, maps, _ = mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)
     return sat, maps
+
+
+def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` training satellites with their true maps, uint8 (N, H, W, C).
+
+    Only the *baselines* that are allowed pairs use these (per-pixel methods fitted with
+    supervision); UNIT itself never sees them paired.
+    """
+    _check_dataset(cfg)
+    sat, maps, _ = mapworld.paired(n, cfg.model.image_size, cfg.data.seed, split="train")
+    return sat, maps
