@@ -1,7 +1,8 @@
 """Small helpers the course notebooks share: the quick-run switch, seeding, showing images.
 
-``UNITLAB_QUICK=1`` (set by CI) shrinks every training run in the notebooks to a few dozen steps;
-unset, a notebook runs its full (still CPU-sized) version. Notebooks choose their sizes with
+``UNITLAB_QUICK=1`` shrinks every training run in the notebooks to a few dozen steps, for a
+quick check; unset (as in the README's test command), a notebook runs its full, still
+CPU-sized, version. Notebooks choose their sizes with
 :func:`pick`, so the same cells run in both modes.
 """
 
