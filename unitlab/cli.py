@@ -112,7 +112,8 @@ def _train(args: argparse.Namespace) -> int:
     run_dir = Path(args.out) / (args.name or args.preset)
     checkpoint = run_dir / CHECKPOINT_NAME
     if args.resume:
-        cfg = TrainConfig.from_dict(load_checkpoint(checkpoint)["config"])
+        state = load_checkpoint(checkpoint)  # read once: it holds both the config and weights
+        cfg = TrainConfig.from_dict(state["config"])
         if args.steps is not None:
             cfg.steps = args.steps
     else:
@@ -124,7 +125,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg = _config_from_args(args)
     trainer = Trainer(cfg)
     if args.resume:
-        trainer.load(checkpoint)
+        trainer.load_state_dict(state)
         print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
     data_a, data_b = training_data(cfg)
     try:

@@ -181,7 +181,10 @@ class Trainer:
 
     def load(self, run_or_file: str | Path) -> None:
         """Restore everything needed to continue bit-for-bit (on the CPU) from a checkpoint."""
-        state = load_checkpoint(run_or_file, map_location=self.device)
+        self.load_state_dict(load_checkpoint(run_or_file, map_location=self.device))
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore from an already loaded checkpoint (refusing one of another model config)."""
         diffs = config_mismatch(state["config"]["model"], self.cfg.to_dict()["model"], "model.")
         if diffs:
             raise ValueError(
