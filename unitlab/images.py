@@ -27,7 +27,11 @@ __all__ = [
     "save_grid",
     "save_image",
     "load_image",
+    "LUMA",
 ]
+
+LUMA = (0.299, 0.587, 0.114)
+"""Grey from RGB (ITU-R BT.601 luma): the weights sum to 1, so any range maps onto itself."""
 
 
 def uint8_to_tensor(x: np.ndarray) -> Tensor:
@@ -163,7 +167,7 @@ def load_image(path: str | Path, size: int, channels: int = 3) -> Tensor:
         raise ValueError(f"cannot read image {path}: unexpected array shape {x.shape}")
     x = x[..., :3] if x.shape[-1] in (3, 4) else x[..., :1]  # drop alpha
     if channels == 1 and x.shape[-1] == 3:
-        x = x @ np.array([0.299, 0.587, 0.114], np.float32)[:, None]
+        x = x @ np.array(LUMA, np.float32)[:, None]
     elif channels == 3 and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
     t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
