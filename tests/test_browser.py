@@ -116,7 +116,8 @@ async (root) => Promise.all([...root.querySelectorAll('img')].map(async (img) =>
 """
 
 # An explorer as the notebooks build it: an ipywidgets HBox holding sliders and Image widgets.
-EXPLORER_SELECTOR = ".jp-OutputArea-output .widget-hbox:has(.widget-slider):has(img.widget-image)"
+# Every unitlab explorer widget carries this CSS class (see unitlab.widgets.EXPLORER_CLASS).
+EXPLORER_SELECTOR = ".jp-OutputArea-output .unitlab-explorer"
 
 
 @dataclass

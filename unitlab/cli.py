@@ -1,4 +1,4 @@
-"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``presets``.
+"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``ablation``, ``presets``.
 
 Errors a user can fix (a missing file, a wrong shape, an unknown preset or field, a NaN loss) are
 printed as one clear line and exit with status 2 (usage) or 1 (run failed), never a traceback.
@@ -70,6 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="pixel accuracy of a map-world checkpoint vs baselines")
     ev.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE")
 
+    ab = sub.add_parser(
+        "ablation",
+        help="the paper's ablation on the map world (no tying, no cycle, 1..4 tied, D depth)",
+        description="Train every variant with the same protocol and write results.json, a "
+        "Markdown table, loss logs and translation grids. Runs already in OUT are skipped.",
+    )
+    ab.add_argument("--out", default="runs/ablation", help="results folder (default: %(default)s)")
+    ab.add_argument(
+        "--variants", nargs="+", metavar="NAME", help="subset of variants (default: all)"
+    )
+    ab.add_argument(
+        "--preset", default="mapworld32", choices=sorted(PRESETS), help="base configuration"
+    )
+    ab.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (default: 0)")
+    ab.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
+    ab.add_argument("--eval-every", type=int, default=100, help="steps between accuracy points")
+    ab.add_argument("--list", action="store_true", help="list the variants and exit")
+
     sub.add_parser("presets", help="list the named configurations")
     return parser
 
@@ -80,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _train,
         "translate": _translate,
         "evaluate": _evaluate,
+        "ablation": _ablation,
         "presets": _presets,
     }
     try:
@@ -190,6 +209,27 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report is None:
         raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
     print(format_report(report))
+    return 0
+
+
+def _ablation(args: argparse.Namespace) -> int:
+    from . import ablation
+
+    if args.list:
+        for name, overrides in ablation.VARIANTS.items():
+            print(f"{name:22s} {' '.join(overrides) or '(the default preset)'}")
+        return 0
+    runs = ablation.run_ablation(
+        args.out,
+        args.variants,
+        args.seeds,
+        preset=args.preset,
+        steps=args.steps,
+        eval_every=args.eval_every,
+    )
+    table = ablation.format_table(runs)
+    (Path(args.out) / "results.md").write_text(table + "\n")
+    print(table)
     return 0
 
 

@@ -27,7 +27,11 @@ from torch import Tensor
 from .course import notebook_quick  # noqa: F401  (re-exported: the notebooks' quick switch)
 from .images import tensor_to_uint8
 
+# A CSS class on every explorer, so a browser test (or a user's stylesheet) can find them.
+EXPLORER_CLASS = "unitlab-explorer"
+
 __all__ = [
+    "EXPLORER_CLASS",
     "Directions",
     "pca_directions",
     "label_directions",
@@ -255,6 +259,7 @@ class LatentExplorer(w.HBox):
         region: tuple[tuple[int, int], tuple[int, int]] | None = None,
     ) -> None:
         super().__init__()
+        self.add_class(EXPLORER_CLASS)
         self.decoders = dict(model) if isinstance(model, dict) else {"decoded": model}
         self.codes, self.directions = codes.detach(), directions.detach()
         self.images, self.scale = images, scale
