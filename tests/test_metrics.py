@@ -12,6 +12,7 @@ from unitlab.metrics import (
     identity_baseline,
     nearest_colour_baseline,
     pixel_accuracy,
+    pixel_accuracy_by_class,
     pixel_classifier_baseline,
 )
 
@@ -121,3 +122,17 @@ def test_baselines_refuse_unpaired_training_data():
     sat, maps = _toy_pairs()
     with pytest.raises(ValueError, match="pixel for pixel"):
         nearest_colour_baseline(sat, sat[:5], maps[:6])
+
+
+def test_pixel_accuracy_by_class_splits_the_hits_by_true_class():
+    truth = np.zeros((1, 2, 3, 3), dtype=np.uint8)
+    pred = truth.copy()
+    pred[0, 0, 0] = 100  # one pixel of class 0 wrong
+    labels = np.array([[[0, 0, 1], [1, 1, 1]]])
+    acc = pixel_accuracy_by_class(pred, truth, labels, n_classes=3)
+    np.testing.assert_allclose(acc[:2], [0.5, 1.0])
+    assert np.isnan(acc[2])  # no pixel of class 2
+    total = (acc[0] * 2 + acc[1] * 4) / 6
+    assert total == pytest.approx(pixel_accuracy(pred, truth))
+    with pytest.raises(ValueError, match="labels shape"):
+        pixel_accuracy_by_class(pred, truth, labels[:, :1], n_classes=3)

@@ -27,6 +27,7 @@ __all__ = [
     "dominant_colours",
     "identity_baseline",
     "constant_baseline",
+    "pixel_accuracy_by_class",
     "nearest_colour_baseline",
     "pixel_classifier_baseline",
     "colour_lookup_baseline",
@@ -52,14 +53,34 @@ def pixel_accuracy(pred: np.ndarray, truth: np.ndarray, threshold: int = 16) -> 
     difference; we use the max over channels of ``|pred - truth|`` (Chebyshev / L-inf), so
     "within 16" means within 16 on each of R, G and B. Averaged over all pixels of all images.
     """
+    return float(_correct(pred, truth, threshold).mean())
+
+
+def _correct(pred: np.ndarray, truth: np.ndarray, threshold: int) -> np.ndarray:
     _check_images("pred", pred)
     _check_images("truth", truth)
     if pred.shape != truth.shape:
         raise ValueError(f"pred shape {pred.shape} != truth shape {truth.shape}")
     if not 0 <= threshold <= 255:
         raise ValueError(f"threshold must be in 0..255, got {threshold}")
-    diff = np.abs(pred.astype(np.int16) - truth.astype(np.int16)).max(axis=-1)
-    return float((diff <= threshold).mean())
+    return np.abs(pred.astype(np.int16) - truth.astype(np.int16)).max(axis=-1) <= threshold
+
+
+def pixel_accuracy_by_class(
+    pred: np.ndarray, truth: np.ndarray, labels: np.ndarray, n_classes: int, threshold: int = 16
+) -> np.ndarray:
+    """:func:`pixel_accuracy` per class of the true layout (NaN for a class with no pixels).
+
+    ``labels`` are the (N, H, W) class indices of the truth (map-world layouts): where a
+    translation fails matters as much as how often, since most pixels are plain land.
+    """
+    correct = _correct(pred, truth, threshold)
+    if labels.shape != correct.shape:
+        raise ValueError(f"labels shape {labels.shape} != image shape {correct.shape}")
+    totals = np.bincount(labels.ravel(), minlength=n_classes)[:n_classes]
+    hits = np.bincount(labels.ravel(), weights=correct.ravel(), minlength=n_classes)[:n_classes]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, hits / np.maximum(totals, 1), np.nan)
 
 
 def dominant_colours(maps: np.ndarray, k: int = 8, min_distance: int = 16) -> np.ndarray:
