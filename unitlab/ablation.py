@@ -41,6 +41,9 @@ VARIANTS: dict[str, list[str]] = {
 }
 PAPER = {"UNIT (1 tied)": 0.600, "no weight sharing": 0.569, "no cycle": 0.568}
 RECORD = "record.json"
+# The ablation shipped with the package (read by notebook 06's explorer); `unitlab ablation
+# --out` writes the same layout anywhere.
+SHIPPED = Path(__file__).parent / "pretrained" / "ablation"
 
 
 def slug(name: str) -> str:
@@ -125,6 +128,12 @@ def load_results(out: str | Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} is not an ablation record: {exc}") from exc
     order = {name: i for i, name in enumerate(VARIANTS)}
     return sorted(runs, key=lambda r: (order.get(r["variant"], len(order)), r["seed"]))
+
+
+def read_log(out: str | Path, record: dict[str, Any]) -> list[dict[str, float]]:
+    """The loss log (``log.jsonl`` rows) of one run record found under ``out``."""
+    path = Path(out) / record["folder"] / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_ablation(

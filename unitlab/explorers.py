@@ -10,7 +10,6 @@ it exactly as a drag in the browser would.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +149,7 @@ def ablation_views(
     """One ablation run's curves (accuracy, losses) and image grids, as uint8 images."""
     import matplotlib.pyplot as plt
 
-    from .ablation import load_results
+    from .ablation import load_results, read_log
 
     root = Path(results_dir)
     runs = [r for r in load_results(root) if r["variant"] == variant and r["seed"] == seed]
@@ -158,7 +157,7 @@ def ablation_views(
         raise ValueError(f"no run of {variant!r} with seed {seed} in {root}")
     run = runs[0]
     folder = root / run["folder"]
-    log = [json.loads(line) for line in (folder / "log.jsonl").read_text().splitlines()]
+    log = read_log(root, run)
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(8, 2.8))
     steps, values = zip(*run["curve"], strict=True)
     acc.plot(steps, values, marker="o", label=variant)
@@ -180,15 +179,19 @@ def ablation_views(
 
 
 class AblationExplorer(w.VBox):
-    """Pick a variant (and seed) of the ablation; see its curves and its samples."""
+    """Pick a variant (and seed) of the ablation; see its curves and its samples.
+
+    ``results_dir`` defaults to the ablation shipped with the package (:data:`ablation.SHIPPED`).
+    """
 
     def __init__(
-        self, results_dir: str | Path, baseline: float | None = None, scale: int = 3
+        self, results_dir: str | Path | None = None, baseline: float | None = None, scale: int = 3
     ) -> None:
         super().__init__()
         self.add_class(EXPLORER_CLASS)
-        from .ablation import load_results
+        from .ablation import SHIPPED, load_results
 
+        results_dir = SHIPPED if results_dir is None else results_dir
         self.results_dir, self.baseline, self.scale = Path(results_dir), baseline, scale
         runs = load_results(self.results_dir)
         if not runs:
