@@ -164,3 +164,11 @@ def test_twenty_steps_on_the_map_world_lower_the_reconstruction_loss():
     recon = [row["recon"] for row in history]
     first, last = sum(recon[:3]) / 3, sum(recon[-3:]) / 3
     assert last < 0.9 * first, recon  # measured: 1.01 -> 0.81 with the paper's lr
+
+
+def test_discriminator_learning_rate_multiplier():
+    cfg = get_preset("tiny")
+    cfg.optim.lr, cfg.optim.dis_lr_mult = 2e-4, 4.0
+    trainer = Trainer(cfg)
+    assert [g["lr"] for g in trainer.opt_gen.param_groups] == [2e-4]
+    assert [g["lr"] for g in trainer.opt_dis.param_groups] == [pytest.approx(8e-4)]

@@ -95,6 +95,9 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     lr: float = 1e-4
+    # The discriminators' learning rate is ``lr * dis_lr_mult`` (1 in the paper; > 1 is the
+    # two time-scale update rule of Heusel et al., 2017, for discriminators that lag behind).
+    dis_lr_mult: float = 1.0
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 1e-4

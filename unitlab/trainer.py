@@ -63,7 +63,9 @@ class Trainer:
         o = cfg.optim
         adam = dict(lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
         self.opt_gen = torch.optim.Adam(list(self.model.generator_parameters()), **adam)
-        self.opt_dis = torch.optim.Adam(list(self.model.discriminator_parameters()), **adam)
+        self.opt_dis = torch.optim.Adam(
+            list(self.model.discriminator_parameters()), **{**adam, "lr": o.lr * o.dis_lr_mult}
+        )
         # Batches are drawn with their own generator so that resuming restores them exactly.
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
