@@ -35,6 +35,8 @@ def test_load_pretrained_trains_once_into_the_cache(tiny_recipe):
     model, cfg = pretrained.load_pretrained("tiny")
     cached = tiny_recipe / "cache" / "pretrained" / "tiny.pt"
     assert cached.is_file() and cfg.steps == 2
+    metrics = pretrained.pretrained_metrics("tiny")  # what `unitlab train` printed, kept
+    assert set(metrics) >= {"unit", "constant", "identity"}
     mtime = cached.stat().st_mtime_ns
     again, _ = pretrained.load_pretrained("tiny")  # no second training run
     assert cached.stat().st_mtime_ns == mtime

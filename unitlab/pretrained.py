@@ -11,6 +11,7 @@ model was trained; ``python -m unitlab.pretrained`` retrains them all and rewrit
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,12 +46,18 @@ RECIPES: dict[str, Recipe] = {
 
 
 def export(run_or_file: str | Path, path: str | Path) -> Path:
-    """Write a run's model as a small pretrained file (fp16 weights, no optimiser state)."""
+    """Write a run's model as a small pretrained file (fp16 weights, no optimiser state).
+
+    A run folder's ``metrics.json`` (what ``unitlab train`` printed at the end) goes along, so
+    the file says how well it scored: :func:`pretrained_metrics`.
+    """
     state = load_checkpoint(run_or_file)
     weights = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
-    return save_checkpoint(
-        {"config": state["config"], "step": state["step"], "model": weights}, path
-    )
+    small = {"config": state["config"], "step": state["step"], "model": weights}
+    metrics = Path(run_or_file) / "metrics.json"
+    if metrics.is_file():
+        small["metrics"] = json.loads(metrics.read_text())
+    return save_checkpoint(small, path)
 
 
 def pretrained_path(name: str) -> Path:
@@ -60,20 +67,45 @@ def pretrained_path(name: str) -> Path:
 
 
 def train_recipe(name: str, run_dir: str | Path, progress: bool = False) -> Path:
-    """Train recipe ``name`` into ``run_dir`` and return its checkpoint."""
-    from .data.sources import training_data
-    from .trainer import Trainer
+    """Train recipe ``name`` with ``unitlab train`` itself into ``run_dir``; return the folder.
 
-    cfg = RECIPES[name].config()
-    trainer = Trainer(cfg)
-    trainer.fit(*training_data(cfg), run_dir=run_dir, progress=progress)
-    return Path(run_dir) / "checkpoint.pt"
+    Going through the command line keeps a shipped model exactly what a user's ``unitlab train``
+    makes, ``metrics.json`` included.
+    """
+    from .cli import main as unitlab
+
+    recipe, run_dir = RECIPES[name], Path(run_dir)
+    argv = [
+        "train",
+        "--preset",
+        recipe.preset,
+        "--out",
+        str(run_dir.parent),
+        "--name",
+        run_dir.name,
+    ]
+    argv += [f"--set={item}" for item in recipe.overrides]
+    argv += ["--steps", str(recipe.steps)] if recipe.steps is not None else []
+    argv += [] if progress else ["--no-progress"]
+    if unitlab(argv) != 0:
+        raise RuntimeError(f"training the pretrained recipe {name!r} failed (see above)")
+    return run_dir
 
 
 def load_pretrained(
     name: str = "mapworld32", train_if_missing: bool = True, progress: bool = False
 ) -> tuple[UNIT, TrainConfig]:
     """``(model in eval mode, config)`` of a shipped model; train it (once, cached) if absent."""
+    return load_model(_resolve(name, train_if_missing, progress))
+
+
+def pretrained_metrics(name: str = "mapworld32") -> dict[str, float] | None:
+    """What the run behind a pretrained model printed at its end (None if it was not kept)."""
+    return load_checkpoint(_resolve(name, train_if_missing=False)).get("metrics")
+
+
+def _resolve(name: str, train_if_missing: bool, progress: bool = False) -> Path:
+    """The shipped file, else the cached one, else (if allowed) train the recipe into the cache."""
     path = pretrained_path(name)
     if not path.is_file():
         cached = cache_dir() / "pretrained" / f"{name}.pt"
@@ -83,10 +115,10 @@ def load_pretrained(
                     f"no pretrained model {name!r} at {path} or {cached}; run "
                     f"`python -m unitlab.pretrained {name}`"
                 )
-            checkpoint = train_recipe(name, cache_dir() / "pretrained" / f"{name}-run", progress)
-            export(checkpoint, cached)
+            run = train_recipe(name, cache_dir() / "pretrained" / f"{name}-run", progress)
+            export(run, cached)
         path = cached
-    return load_model(path)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     for name in args.names or list(RECIPES):
         pretrained_path(name)  # validates the name before hours of training
-        checkpoint = train_recipe(name, Path(args.runs) / name, progress=True)
-        out = export(checkpoint, Path(args.out) / f"{name}.pt")
+        run = train_recipe(name, Path(args.runs) / name, progress=True)
+        out = export(run, Path(args.out) / f"{name}.pt")
         size = out.stat().st_size / 1e6
         print(f"{name}: {out} ({size:.1f} MB), trained with {RECIPES[name]}")
     return 0
