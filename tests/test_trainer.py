@@ -172,3 +172,15 @@ def test_discriminator_learning_rate_multiplier():
     trainer = Trainer(cfg)
     assert [g["lr"] for g in trainer.opt_gen.param_groups] == [2e-4]
     assert [g["lr"] for g in trainer.opt_dis.param_groups] == [pytest.approx(8e-4)]
+
+
+def test_run_time_keeps_counting_across_fit_calls(tmp_path):
+    cfg = get_preset("tiny")
+    data = torch.rand(8, 3, 16, 16) * 2 - 1
+    trainer = Trainer(cfg)
+    trainer.fit(data, data, run_dir=tmp_path, steps=2, progress=False)
+    trainer.fit(data, data, run_dir=tmp_path, steps=4, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    seconds = [r["seconds"] for r in rows]
+    assert seconds == sorted(seconds) and seconds[2] >= seconds[1]

@@ -273,7 +273,8 @@ class RunWriter:
         (self.dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         self.cfg = cfg
         self.checkpoint = self.dir / CHECKPOINT_NAME
-        self.start = time.perf_counter()
+        # A resumed (or chunked) run keeps counting from the time its log already holds.
+        self.start = time.perf_counter() - _logged_seconds(self.dir / "log.jsonl")
 
     def after_step(
         self,
@@ -301,6 +302,15 @@ class RunWriter:
                 on_sample(step, path)
         if step % cfg.checkpoint_every == 0 or final:
             trainer.save(self.checkpoint)
+
+
+def _logged_seconds(log: Path) -> float:
+    """The ``seconds`` of the last row of an existing log (0 for a new or unreadable one)."""
+    try:
+        last = log.read_text().strip().splitlines()[-1]
+        return float(json.loads(last)["seconds"])
+    except (OSError, IndexError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 class _StopAtStepBoundary:
