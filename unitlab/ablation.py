@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .config import TrainConfig, apply_overrides, get_preset
 from .images import save_grid, uint8_to_tensor
@@ -70,6 +71,7 @@ def run_variant(
     eval_every: int = 100,
 ) -> dict[str, Any]:
     """Train one variant with one seed; return its record (and write its small files)."""
+    from .bench import machine_description
     from .data.sources import evaluation_pairs, training_data
     from .evaluate import translate_uint8
     from .metrics import pixel_accuracy
@@ -110,7 +112,7 @@ def run_variant(
         "curve": curve,
         "seconds": round(seconds, 1),
         "folder": str(run_dir.relative_to(out)),
-        "machine": _machine(),
+        "machine": machine_description(torch.device("cpu")),
     }
     tmp = run_dir / f".{RECORD}.tmp"
     tmp.write_text(json.dumps(record, indent=1))
@@ -199,9 +201,3 @@ def format_table(runs: list[dict[str, Any]]) -> str:
             f"| {row['best']:.3f} | {paper} |"
         )
     return "\n".join(lines)
-
-
-def _machine() -> str:
-    import platform
-
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
