@@ -55,6 +55,8 @@ class DigitDiscriminator(nn.Module):
     512). ``image_size`` must be divisible by ``2 ** len(channels)``; the heads are convolutions
     over the remaining map (2x2 for 32x32 digits), i.e. fully connected. ``negative_slope`` 0
     is the authors' ReLU; ``dropout`` gives one rate per dropout point (``len(channels)``).
+    ``share_first`` ties the first layer too (``private_a is private_b``): a fully shared
+    discriminator, whose target path starts out as the source-only classifier.
     Domain "a" is the source, "b" the target, as in the authors' code.
     """
 
@@ -66,6 +68,7 @@ class DigitDiscriminator(nn.Module):
         image_size: int = 32,
         negative_slope: float = 0.0,
         dropout: Sequence[float] = PAPER_DROPOUT,
+        share_first: bool = False,
     ) -> None:
         super().__init__()
         channels = tuple(channels)
@@ -80,7 +83,9 @@ class DigitDiscriminator(nn.Module):
                 f"(one max-pool per layer)"
             )
         self.private_a = _conv_pool(in_channels, channels[0], negative_slope)
-        self.private_b = _conv_pool(in_channels, channels[0], negative_slope)
+        self.private_b = (
+            self.private_a if share_first else _conv_pool(in_channels, channels[0], negative_slope)
+        )
         self.shared = nn.Sequential(
             *(
                 _conv_pool(c_in, c_out, negative_slope)
@@ -202,6 +207,7 @@ def train_source_only(
     *,
     channels: Sequence[int] = PAPER_CHANNELS,
     device: str | torch.device = "cpu",
+    return_model: bool = False,
 ) -> dict:
     """The source-only baseline: domain a's classifier trained on source labels, no adaptation.
 
@@ -214,7 +220,8 @@ def train_source_only(
     Seeded: weights, dropout and batch order come from ``seed``, inside a forked RNG so the
     caller's global RNG state is left as it was; on the CPU two calls give the same numbers.
     Returns ``source_train_accuracy``, ``target_accuracy``, ``steps``, ``seconds`` (training
-    and scoring), and ``history`` (mean loss every ``eval_every`` steps; empty if None).
+    and scoring), and ``history`` (mean loss every ``eval_every`` steps; empty if None);
+    with ``return_model``, also the trained network as ``model``.
     """
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
@@ -224,10 +231,13 @@ def train_source_only(
         source = split.source_train
         history = _fit(model, source, steps, batch_size, lr, generator, eval_every)
     evaluation = split.target_eval  # first read of the target, after training
-    return {
+    result = {
         "source_train_accuracy": accuracy(model, source.images, source.labels, "a"),
         "target_accuracy": accuracy(model, evaluation.images, evaluation.labels, "a"),
         "steps": steps,
         "seconds": time.perf_counter() - start,
         "history": history,
     }
+    if return_model:
+        result["model"] = model.eval()
+    return result

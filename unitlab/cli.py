@@ -1,4 +1,5 @@
-"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``ablation``, ``presets``.
+"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``ablation``, ``adapt``,
+``presets``.
 
 Errors a user can fix (a missing file, a wrong shape, an unknown preset or field, a NaN loss) are
 printed as one clear line and exit with status 2 (usage) or 1 (run failed), never a traceback.
@@ -42,14 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in OUT/NAME from its checkpoint"
     )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="FIELD=VALUE",
-        help="override a config field, e.g. --set model.n_shared=0 (repeatable)",
-    )
+    _add_set_option(train, "model.n_shared=0")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     tr = sub.add_parser(
@@ -88,8 +82,44 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--eval-every", type=int, default=100, help="steps between accuracy points")
     ab.add_argument("--list", action="store_true", help="list the variants and exit")
 
+    ad = sub.add_parser(
+        "adapt",
+        help="UNIT domain adaptation on digits (e.g. --source usps --target mnist)",
+        description="Train the coupled digit VAE-GAN whose shared discriminator classifies "
+        "target digits with source labels only; report target accuracy next to a source-only "
+        "baseline and the paper. Protocol: docs/domain_adaptation.md.",
+    )
+    ad.add_argument("--source", required=True, choices=["mnist", "usps", "printed", "svhn"])
+    ad.add_argument("--target", required=True, choices=["mnist", "usps"])
+    ad.add_argument(
+        "--preset", default="cpu", help="cpu (default, <= 60 CPU minutes), paper or tiny"
+    )
+    ad.add_argument("--steps", type=int, help="training iterations (default: the preset's)")
+    ad.add_argument("--seed", type=int, default=0, help="seed for weights, batches and split")
+    ad.add_argument("--data-root", help="digit data folder (default: $UNITLAB_DATA)")
+    ad.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
+    ad.add_argument("--name", help="run folder name (default: adapt-SOURCE-TARGET)")
+    ad.add_argument("--resume", action="store_true", help="continue OUT/NAME from its checkpoint")
+    ad.add_argument(
+        "--no-baseline", action="store_true", help="skip training the source-only baseline"
+    )
+    _add_set_option(ad, "cls=5")
+    ad.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
     sub.add_parser("presets", help="list the named configurations")
     return parser
+
+
+def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--set FIELD=VALUE`` (repeatable), collected into ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help=f"override a config field, e.g. --set {example} (repeatable)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "translate": _translate,
         "evaluate": _evaluate,
         "ablation": _ablation,
+        "adapt": _adapt,
         "presets": _presets,
     }
     try:
@@ -230,6 +261,56 @@ def _ablation(args: argparse.Namespace) -> int:
     table = ablation.format_table(runs)
     (Path(args.out) / "results.md").write_text(table + "\n")
     print(table)
+    return 0
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from . import adapt_report
+    from .adapt_trainer import AdaptConfig, adapt_preset, run_adaptation
+    from .checkpoint import load_checkpoint
+    from .data.adaptation import adaptation_split
+    from .trainer import NonFiniteLossError
+
+    run_dir = Path(args.out) / (args.name or f"adapt-{args.source}-{args.target}")
+    if args.resume:
+        cfg = AdaptConfig(**load_checkpoint(run_dir / "checkpoint.pt")["config"])
+        if args.steps is not None:
+            cfg.steps = args.steps
+    else:
+        if (run_dir / "checkpoint.pt").exists():
+            raise ValueError(
+                f"{run_dir} already holds a run; pass --resume to continue it or "
+                f"--name to start another (nothing was overwritten)"
+            )
+        cfg = adapt_preset(args.preset, source=args.source, target=args.target, seed=args.seed)
+        apply_overrides(cfg, args.overrides)
+        if args.steps is not None:
+            cfg.steps = args.steps
+        cfg.validate()
+    root = Path(args.data_root) if args.data_root else None
+    split = adaptation_split(cfg.source, cfg.target, root, cfg.seed)
+    print(split.protocol)
+    baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir)
+    try:
+        final = run_adaptation(
+            cfg,
+            split,
+            run_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+            on_eval=lambda row: print(
+                f"step {row['step']}: target accuracy {row['target_accuracy']:.4f}", flush=True
+            ),
+        )
+    except NonFiniteLossError as exc:
+        print(f"unitlab adapt: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with --resume --name {run_dir.name}", file=sys.stderr)
+        return 130
+    result = adapt_report.write_result(run_dir, cfg, split, final, baseline)
+    print(adapt_report.format_table([result]))
+    print(f"run saved in {run_dir}")
     return 0
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 GanMode = Literal["vanilla", "lsgan"]
 Padding = Literal["zeros", "reflect"]
+_Config = TypeVar("_Config")
 
 
 @dataclass
@@ -236,8 +237,12 @@ def get_preset(name: str) -> TrainConfig:
         raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
 
 
-def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    """Apply ``section.field=value`` strings (e.g. ``model.n_shared=0``), typed by the field."""
+def apply_overrides(cfg: _Config, overrides: list[str]) -> _Config:
+    """Apply ``section.field=value`` strings (e.g. ``model.n_shared=0``), typed by the field.
+
+    Works on any dataclass config (``TrainConfig``, ``AdaptConfig``); top-level fields need
+    no section (``cls=5``).
+    """
     for item in overrides:
         if "=" not in item:
             raise ValueError(
