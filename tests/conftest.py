@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available: {SHARED_DATA} does not exist")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def offline_data(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``../shared/data`` as ``$UNITLAB_DATA``, offline, with a cache private to the module
+    (each dataset is parsed once per module, never read from a developer's own cache)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNITLAB_OFFLINE", "1")
+        mp.setenv("UNITLAB_DATA", str(shared_data))
+        mp.setenv("UNITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield shared_data

@@ -8,7 +8,6 @@ CPU thread.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +23,9 @@ STEPS = 150
 
 
 @pytest.fixture(scope="module")
-def split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdaptationSplit]:
+def split(offline_data: Path) -> AdaptationSplit:
     """USPS -> MNIST on CI's data, offline, with a private cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UNITLAB_OFFLINE", "1")
-        mp.setenv("UNITLAB_DATA", str(shared_data))
-        mp.setenv("UNITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield adaptation_split("usps", "mnist", shared_data)
+    return adaptation_split("usps", "mnist", offline_data)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,9 @@ from unitlab.trainer import NonFiniteLossError
 
 
 @pytest.fixture(scope="module")
-def split(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdaptationSplit]:
+def split(offline_data: Path) -> AdaptationSplit:
     """USPS -> MNIST on CI's data, offline, with a private cache."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UNITLAB_DATA", str(shared_data))
-        mp.setenv("UNITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield adaptation_split("usps", "mnist", shared_data)
+    return adaptation_split("usps", "mnist", offline_data)
 
 
 def _params(*modules: torch.nn.Module) -> list[torch.Tensor]:

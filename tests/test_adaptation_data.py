@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,27 +39,17 @@ SIZES = {
 
 
 @pytest.fixture(scope="module")
-def data_env(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Offline, the shared data as root, and a private cache (USPS is parsed once, not per call)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UNITLAB_OFFLINE", "1")
-        mp.setenv("UNITLAB_DATA", str(shared_data))
-        mp.setenv("UNITLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        yield shared_data
-
-
-@pytest.fixture(scope="module")
-def splits(data_env: Path) -> dict[tuple[str, str], AdaptationSplit]:
+def splits(offline_data: Path) -> dict[tuple[str, str], AdaptationSplit]:
     return {
-        (s, t): adaptation_split(s, t, data_env, printed_n=PRINTED_N)  # type: ignore[arg-type]
+        (s, t): adaptation_split(s, t, offline_data, printed_n=PRINTED_N)  # type: ignore[arg-type]
         for s, t in SIZES
     }
 
 
 @pytest.fixture(scope="module")
-def mnist_test(data_env: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def mnist_test(offline_data: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST test as the model sees it, loaded independently of the module under test."""
-    return load_mnist("test", data_env, download=False).as_tensors(size=32, channels=1)
+    return load_mnist("test", offline_data, download=False).as_tensors(size=32, channels=1)
 
 
 def row_hashes(images: torch.Tensor) -> set[bytes]:
@@ -150,14 +139,14 @@ def test_protocol_says_what_was_used(splits: dict[tuple[str, str], AdaptationSpl
     assert f"printed_digits(n={PRINTED_N}, seed=0)" in p2m and "repeated to RGB" in p2m
 
 
-def test_same_seed_same_split(data_env: Path, splits: dict[tuple[str, str], AdaptationSplit]):
+def test_same_seed_same_split(offline_data: Path, splits: dict[tuple[str, str], AdaptationSplit]):
     first = splits["usps", "mnist"]
-    again = adaptation_split("usps", "mnist", data_env)
+    again = adaptation_split("usps", "mnist", offline_data)
     for a, b in zip(dataclasses.astuple(first), dataclasses.astuple(again), strict=True):
         if isinstance(a, Images):
             assert torch.equal(a.indices, b.indices) and torch.equal(a.images, b.images)
     assert again.protocol == first.protocol
-    other = adaptation_split("usps", "mnist", data_env, seed=1)
+    other = adaptation_split("usps", "mnist", offline_data, seed=1)
     assert len(other.target_eval) == 2000
     assert not torch.equal(other.target_eval.indices, first.target_eval.indices)
     assert rows_digest(other.target_eval.indices) != rows_digest(first.target_eval.indices)
@@ -197,9 +186,9 @@ def write_mnist(root: Path, split: str, n: int, seed: int) -> None:
         (folder / name).write_bytes(gzip.compress(header + array.tobytes()))
 
 
-def test_full_mnist_protocol(tmp_path: Path, data_env: Path) -> None:
+def test_full_mnist_protocol(tmp_path: Path, offline_data: Path) -> None:
     write_mnist(tmp_path, "test", 30, seed=0)
-    (tmp_path / "usps").symlink_to(data_env / "usps")  # for MNIST -> USPS below
+    (tmp_path / "usps").symlink_to(offline_data / "usps")  # for MNIST -> USPS below
     assert not mnist_train_present(tmp_path)
     with pytest.raises(FileNotFoundError, match="MNIST train split.*train-images"):
         adaptation_split("printed", "mnist", tmp_path, printed_n=10, full_mnist=True)
