@@ -14,7 +14,7 @@ images at all) gives the number adaptation has to beat: ``train_source_only``. I
 Layer details follow the authors' digit code (``CoDis32x32``): conv (stride 1) -> ReLU ->
 max-pool 2, dropout 0.1 / 0.3 / 0.5 / 0.5 on the classifier/discriminator path and none on the
 features used for feature matching, heads as convolutions over the last 2x2 map. The
-UNIT adaptation training itself (VAE-GAN + these heads) is not here yet.
+UNIT adaptation training (the coupled VAE-GAN + these heads) is :mod:`unitlab.adapt_trainer`.
 """
 
 from __future__ import annotations
