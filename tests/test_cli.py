@@ -111,7 +111,7 @@ def test_translate_reports_missing_inputs_and_checkpoints(tmp_path, capsys):
 def test_presets_and_help(capsys):
     assert main(["presets"]) == 0
     assert "mapworld32" in capsys.readouterr().out
-    for command in ("train", "translate", "evaluate", "presets"):
+    for command in ("train", "translate", "evaluate", "ceiling", "presets"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
         assert exc.value.code == 0

@@ -29,22 +29,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="train UNIT (default: the embedded map world, a few CPU minutes)",
         description="Train UNIT and report satellite->map pixel accuracy against baselines.",
     )
-    train.add_argument(
-        "--preset",
-        default="mapworld32",
-        choices=sorted(PRESETS),
-        help="named configuration (default: mapworld32)",
-    )
-    train.add_argument("--steps", type=int, help="total training iterations")
-    train.add_argument("--batch-size", type=int, help="images per domain per step")
-    train.add_argument("--seed", type=int, help="seed for weights, noise and batches")
+    _add_preset_options(train)
     train.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
     train.add_argument("--name", help="run folder name (default: the preset's name)")
     train.add_argument(
         "--resume", action="store_true", help="continue the run in OUT/NAME from its checkpoint"
     )
-    _add_set_option(train, "model.n_shared=0")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ce = sub.add_parser(
+        "ceiling",
+        help="the supervised ceiling: UNIT's a->b network trained WITH pairs, same budget",
+        description="Train gen_b(enc_a(x)) of the same config by L1 on paired training data "
+        "and print the held-out pixel accuracy along the way: what the network can learn in "
+        "this budget when told the answer, an upper reference for an unsupervised run.",
+    )
+    _add_preset_options(ce)
+    ce.add_argument("--eval-every", type=int, default=100, help="steps between accuracy points")
 
     tr = sub.add_parser(
         "translate",
@@ -110,6 +111,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_preset_options(parser: argparse.ArgumentParser) -> None:
+    """The options that build a :class:`TrainConfig` (read back by :func:`_config_from_args`)."""
+    parser.add_argument(
+        "--preset",
+        default="mapworld32",
+        choices=sorted(PRESETS),
+        help="named configuration (default: mapworld32)",
+    )
+    parser.add_argument("--steps", type=int, help="total training iterations")
+    parser.add_argument("--batch-size", type=int, help="images per domain per step")
+    parser.add_argument("--seed", type=int, help="seed for weights, noise and batches")
+    _add_set_option(parser, "model.n_shared=0")
+
+
 def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
     """``--set FIELD=VALUE`` (repeatable), collected into ``args.overrides``."""
     parser.add_argument(
@@ -130,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "ablation": _ablation,
         "adapt": _adapt,
+        "ceiling": _ceiling,
         "presets": _presets,
     }
     try:
@@ -240,6 +256,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report is None:
         raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
     print(format_report(report))
+    return 0
+
+
+def _ceiling(args: argparse.Namespace) -> int:
+    from .ceiling import format_point, train_ceiling
+
+    cfg = _config_from_args(args)
+    print(
+        f"supervised ceiling of preset {cfg.preset}: gen_b(enc_a(x)) trained with pairs, "
+        f"{cfg.steps} steps of batch {cfg.batch_size}, lr {cfg.optim.lr:g}"
+    )
+    train_ceiling(cfg, eval_every=args.eval_every, on_point=lambda p: print(format_point(p)))
     return 0
 
 
