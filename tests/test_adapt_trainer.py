@@ -82,6 +82,24 @@ def test_vae_tying_is_by_identity() -> None:
     assert all(p.grad is None for p in vae.private_decoder_b.parameters())
 
 
+def test_mirrored_init_starts_translations_as_reconstructions() -> None:
+    torch.manual_seed(0)
+    vae = CoupledDigitVAE(1, 1, 8, mirror_init=True)
+    x = torch.randn(4, 1, 32, 32)
+    torch.testing.assert_close(vae.translate(x, "a2b"), vae.translate(x, "b2a"))
+    mu, _ = vae.eval().encode({"a": x})
+    torch.testing.assert_close(vae.decode(mu, "a"), vae.decode(mu, "b"))
+    # Copies, not ties: the two private layers are separate parameters that can diverge.
+    assert vae.private_encoder_a.state_dict().keys() == vae.private_encoder_b.state_dict().keys()
+    assert not {id(p) for p in vae.private_decoder_a.parameters()} & {
+        id(p) for p in vae.private_decoder_b.parameters()
+    }
+    plain = CoupledDigitVAE(1, 1, 8).eval()
+    assert not torch.allclose(plain.decode(mu, "a"), plain.decode(mu, "b"), rtol=1e-3, atol=0)
+    with pytest.raises(ValueError, match="same image channels"):
+        CoupledDigitVAE(3, 1, 8, mirror_init=True)
+
+
 def test_translation_is_deterministic_and_keeps_mode() -> None:
     vae = CoupledDigitVAE(1, 1, 8).train()
     x = torch.randn(4, 1, 32, 32)

@@ -77,6 +77,9 @@ class AdaptConfig:
     dis_share_first: bool = False
     # The VAE's posterior standard deviation at initialisation (the authors': log 2 = 0.69).
     initial_sigma: float = 0.6931
+    # Start the target's private generator layers as copies of the source's (see
+    # CoupledDigitVAE.mirror_private_layers): translations begin as reconstructions.
+    mirror_init: bool = False
     kl: float = 1e-3
     recon: float = 1e-2
     eval_every: int = 250
@@ -174,7 +177,9 @@ class AdaptTrainer:
         self._target_eval = split.target_eval
         channels = split.channels
         torch.manual_seed(cfg.seed)
-        self.gen = CoupledDigitVAE(channels, channels, cfg.gen_width, cfg.initial_sigma).to(device)
+        self.gen = CoupledDigitVAE(
+            channels, channels, cfg.gen_width, cfg.initial_sigma, cfg.mirror_init
+        ).to(device)
         self.dis = DigitDiscriminator(
             channels, cfg.dis_channels, share_first=cfg.dis_share_first
         ).to(device)

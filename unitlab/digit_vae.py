@@ -71,6 +71,7 @@ class CoupledDigitVAE(nn.Module):
         channels_b: int = 1,
         channels: int = 64,
         initial_sigma: float = math.log(2.0),
+        mirror_init: bool = False,
     ) -> None:
         super().__init__()
         ch = channels
@@ -99,6 +100,25 @@ class CoupledDigitVAE(nn.Module):
         # value lets the codes carry information from the first steps: with Adam the bias moves
         # about lr per step, so shrinking sigma from 0.69 to ~0.05 alone takes ~15k steps.
         nn.init.constant_(self.sigma.bias, math.log(math.expm1(initial_sigma)))
+        if mirror_init:
+            self.mirror_private_layers()
+
+    def mirror_private_layers(self) -> None:
+        """Copy domain a's private weights into domain b's (they stay two separate modules).
+
+        With random, independent private layers the two domains enter the shared layers as
+        unrelated features, so a's code means nothing to b's decoder and ``x_ab`` starts as
+        noise that only the adversarial game can slowly turn into digits. Started as copies,
+        b's path computes exactly a's: every translation begins as the reconstruction, and
+        training moves the private layers apart only as far as the domains differ.
+        """
+        if self.channels_a != self.channels_b:
+            raise ValueError(
+                f"mirror_init needs the same image channels in both domains, "
+                f"got {self.channels_a} and {self.channels_b}"
+            )
+        self.private_encoder_b.load_state_dict(self.private_encoder_a.state_dict())
+        self.private_decoder_b.load_state_dict(self.private_decoder_a.state_dict())
 
     @staticmethod
     def _head(ch: int, out_channels: int) -> nn.Sequential:
