@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from unitlab import cli
+from unitlab.adapt import accuracy
 from unitlab.adapt_report import format_table, load_results
 from unitlab.adapt_trainer import (
     AdaptTrainer,
@@ -203,6 +204,21 @@ def test_tiny_adaptation_beats_chance(split: AdaptationSplit, tmp_path: Path) ->
     assert row["target_accuracy"] > 0.2
 
 
+def test_translation_accuracy_reads_translations_through_the_target_path(
+    split: AdaptationSplit,
+) -> None:
+    # Mirrored generator and shared first D layer: before training, a translation is the
+    # reconstruction and b's classifier path is a's, so the two accuracies must agree.
+    trainer = AdaptTrainer(_tiny(mirror_init=True), split)
+    row = trainer.evaluate()
+    x, y = split.source_train.images[:2000], split.source_train.labels[:2000]
+    with torch.no_grad():
+        mu, _ = trainer.gen.eval().encode({"a": x})
+        recon = trainer.gen.decode(mu, "a")
+    assert row["translation_accuracy"] == accuracy(trainer.dis, recon, y, "a")
+    assert 0.0 <= row["translation_accuracy"] <= 1.0
+
+
 # --------------------------------------------------------------------------------------------
 # The command.
 
@@ -215,6 +231,7 @@ def test_cli_adapt_end_to_end(
     assert cli.main([*args, "--steps", "4", "--set", "eval_every=2"]) == 0
     out = capsys.readouterr().out
     assert "step 2: target accuracy" in out and "| USPS -> MNIST |" in out
+    assert "translated source digits" in out
     run = tmp_path / "adapt-usps-mnist"
     (result,) = load_results([run])
     assert result["steps"] == 4 and result["source_only"] is not None

@@ -327,7 +327,9 @@ def _adapt(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.no_progress,
             on_eval=lambda row: print(
-                f"step {row['step']}: target accuracy {row['target_accuracy']:.4f}", flush=True
+                f"step {row['step']}: target accuracy {row['target_accuracy']:.4f} "
+                f"(translated source digits: {row['translation_accuracy']:.3f})",
+                flush=True,
             ),
         )
     except NonFiniteLossError as exc:
