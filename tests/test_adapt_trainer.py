@@ -193,6 +193,13 @@ def test_resume_continues_exactly(split: AdaptationSplit, tmp_path: Path) -> Non
     assert [r["step"] for r in rows] == [3, 5, 6]
     with pytest.raises(ValueError, match="another config.*gen_width"):
         run_adaptation(_tiny(steps=6, gen_width=4), split, tmp_path / "chunked", True)
+    # A checkpoint from before a config field existed loads as that field's default...
+    old = AdaptTrainer(_tiny(), split).state()
+    del old["config"]["mirror_init"]
+    AdaptTrainer(_tiny(), split).load_state(old)
+    # ...and is refused where the field is set otherwise.
+    with pytest.raises(ValueError, match="mirror_init"):
+        AdaptTrainer(_tiny(mirror_init=True), split).load_state(old)
 
 
 def test_tiny_adaptation_beats_chance(split: AdaptationSplit, tmp_path: Path) -> None:

@@ -293,7 +293,9 @@ class AdaptTrainer:
 
     def load_state(self, state: dict, where: str = "checkpoint") -> None:
         """Restore a ``state()``; refuses one written by another config (naming the fields)."""
-        problems = config_mismatch(state["config"], self.cfg.to_dict())
+        # A field added after the checkpoint was written counts as its default value.
+        defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
+        problems = config_mismatch({**defaults, **state["config"]}, self.cfg.to_dict())
         # A run may be resumed with a larger step budget; everything else must match.
         problems = [p for p in problems if not p.startswith("steps")]
         if problems:
