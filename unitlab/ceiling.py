@@ -23,7 +23,7 @@ from .config import TrainConfig
 from .data.sources import evaluation_pairs, training_pairs
 from .evaluate import translate_uint8
 from .images import uint8_to_tensor
-from .models import UNIT
+from .models import UNIT, _unique
 
 
 def train_ceiling(
@@ -46,10 +46,13 @@ def train_ceiling(
     sat, maps = training_pairs(cfg, cfg.data.train_size)
     x_a, x_b = uint8_to_tensor(sat), uint8_to_tensor(maps)
     eval_sat, eval_maps = evaluation_pairs(cfg)
-    params = [*model.enc_a.parameters(), *model.gen_b.parameters()]  # tied blocks counted once
-    params = list({id(p): p for p in params}.values())
     o = cfg.optim
-    opt = torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay)
+    opt = torch.optim.Adam(
+        _unique(model.enc_a, model.gen_b),  # the tied blocks once, as in UNIT's own optimiser
+        lr=o.lr,
+        betas=(o.beta1, o.beta2),
+        weight_decay=o.weight_decay,
+    )
     batches = torch.Generator().manual_seed(cfg.seed + 1)
     curve: list[dict[str, float]] = []
     start = time.perf_counter()
