@@ -235,6 +235,7 @@ def test_cli_adapt_end_to_end(
 ) -> None:
     args = ["adapt", "--source", "usps", "--target", "mnist", "--preset", "tiny"]
     args += ["--data-root", str(shared_data), "--out", str(tmp_path), "--no-progress"]
+    args += ["--device", "cpu"]
     assert cli.main([*args, "--steps", "4", "--set", "eval_every=2"]) == 0
     out = capsys.readouterr().out
     assert "step 2: target accuracy" in out and "| USPS -> MNIST |" in out
@@ -251,8 +252,15 @@ def test_cli_adapt_end_to_end(
     # Unknown fields and presets are refused by name.
     assert cli.main([*args, "--name", "x", "--set", "colour=1"]) == 2
     assert "unknown config field 'colour'" in capsys.readouterr().err
-    assert cli.main([*args[:-5], "--preset", "huge", "--name", "y"]) == 2
+    assert cli.main([*args[:-7], "--preset", "huge", "--name", "y"]) == 2
     assert "unknown adaptation preset 'huge'" in capsys.readouterr().err
+    # A bad device is refused before any training, naming the option.
+    assert cli.main([*args, "--name", "z", "--device", "tpu9"]) == 2
+    assert "--device 'tpu9' is not a device name" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli.main([*args, "--name", "z", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
 def test_cycle_stream_and_shared_first_layer(split: AdaptationSplit) -> None:

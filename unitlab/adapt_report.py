@@ -28,7 +28,12 @@ SHIPPED = Path(__file__).resolve().parent / "pretrained" / "adapt"
 SHIPPED_FILES = (RESULT, BASELINE, "config.json", "log.jsonl")
 
 
-def source_only(cfg: AdaptConfig, split: AdaptationSplit, run_dir: str | Path) -> dict:
+def source_only(
+    cfg: AdaptConfig,
+    split: AdaptationSplit,
+    run_dir: str | Path,
+    device: str | torch.device = "cpu",
+) -> dict:
     """The source-only baseline for ``cfg``'s run, cached in ``run_dir/source_only.json``.
 
     The same discriminator-classifier (``cfg.dis_channels``), optimiser, batch size, seed and
@@ -40,7 +45,7 @@ def source_only(cfg: AdaptConfig, split: AdaptationSplit, run_dir: str | Path) -
         if cached.get("config") == _baseline_key(cfg):
             return cached
     result = train_source_only(
-        split, cfg.steps, cfg.batch_size, cfg.lr, cfg.seed, channels=cfg.dis_channels
+        split, cfg.steps, cfg.batch_size, cfg.lr, cfg.seed, channels=cfg.dis_channels, device=device
     )
     result = {k: v for k, v in result.items() if k != "history"}
     result["config"] = _baseline_key(cfg)

@@ -270,7 +270,7 @@ class AdaptTrainer:
         against their source labels. The last is a diagnostic of the generator: near chance
         (0.1), the translations carry no digit, whatever they look like."""
         ev, src = self._target_eval, self.source
-        images, labels = src.images[:2000].to(self.device), src.labels[:2000].to(self.device)
+        images, labels = src.images[:2000].to(self.device), src.labels[:2000]
         translated = torch.cat([self.gen.translate(x, "a2b") for x in images.split(500)])
         return {
             "target_accuracy": accuracy(self.dis, ev.images, ev.labels, "b"),
@@ -304,7 +304,7 @@ class AdaptTrainer:
         self.dis.load_state_dict(state["dis"])
         self.gen_opt.load_state_dict(state["gen_opt"])
         self.dis_opt.load_state_dict(state["dis_opt"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         self.step = int(state["step"])
 
 
@@ -323,21 +323,23 @@ def run_adaptation(
     resume: bool = False,
     progress: bool = True,
     on_eval: Callable[[dict], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict:
     """Train ``cfg.steps`` steps into ``out_dir`` (config.json, log.jsonl, checkpoint.pt).
 
     Every ``eval_every`` steps (and at the end) the target accuracy is logged and passed to
     ``on_eval``. ``resume`` continues from ``out_dir/checkpoint.pt``. Ctrl-C stops at the end of
     the current step, saves it, and raises ``KeyboardInterrupt``. Returns the final log row.
+    ``device``: where to train ("cuda" for the ``paper`` preset); resuming is exact on the CPU.
     """
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trainer = AdaptTrainer(cfg, split)
+    trainer = AdaptTrainer(cfg, split, device)
     ckpt, log = out / "checkpoint.pt", out / "log.jsonl"
     if resume:
-        trainer.load_state(load_checkpoint(ckpt), where=str(ckpt))
+        trainer.load_state(load_checkpoint(ckpt, map_location=device), where=str(ckpt))
     elif log.exists():
         log.unlink()  # a fresh run does not append to an old log
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))

@@ -1,5 +1,5 @@
-"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``ablation``, ``adapt``,
-``presets``.
+"""The ``unitlab`` command line: ``train``, ``translate``, ``evaluate``, ``ceiling``, ``ablation``,
+``adapt``, ``presets``.
 
 Errors a user can fix (a missing file, a wrong shape, an unknown preset or field, a NaN loss) are
 printed as one clear line and exit with status 2 (usage) or 1 (run failed), never a traceback.
@@ -11,8 +11,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import PRESETS, TrainConfig, apply_overrides, get_preset
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
@@ -103,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--resume", action="store_true", help="continue OUT/NAME from its checkpoint")
     ad.add_argument(
         "--no-baseline", action="store_true", help="skip training the source-only baseline"
+    )
+    ad.add_argument(
+        "--device", default="cpu", help="cpu (default) or cuda[:N]; the paper preset is a GPU job"
     )
     _add_set_option(ad, "cls=5")
     ad.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -299,6 +306,7 @@ def _adapt(args: argparse.Namespace) -> int:
     from .data.adaptation import adaptation_split
     from .trainer import NonFiniteLossError
 
+    device = _device(args.device)
     run_dir = Path(args.out) / (args.name or f"adapt-{args.source}-{args.target}")
     if args.resume:
         cfg = AdaptConfig(**load_checkpoint(run_dir / "checkpoint.pt")["config"])
@@ -318,7 +326,7 @@ def _adapt(args: argparse.Namespace) -> int:
     root = Path(args.data_root) if args.data_root else None
     split = adaptation_split(cfg.source, cfg.target, root, cfg.seed)
     print(split.protocol)
-    baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir)
+    baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir, device)
     try:
         final = run_adaptation(
             cfg,
@@ -326,6 +334,7 @@ def _adapt(args: argparse.Namespace) -> int:
             run_dir,
             resume=args.resume,
             progress=not args.no_progress,
+            device=device,
             on_eval=lambda row: print(
                 f"step {row['step']}: target accuracy {row['target_accuracy']:.4f} "
                 f"(translated source digits: {row['translation_accuracy']:.3f})",
@@ -342,6 +351,19 @@ def _adapt(args: argparse.Namespace) -> int:
     print(adapt_report.format_table([result]))
     print(f"run saved in {run_dir}")
     return 0
+
+
+def _device(name: str) -> torch.device:
+    """``--device``, checked before any work starts (a typo must not cost a baseline run)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r} is not a device name ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA device")
+    return device
 
 
 def _presets(args: argparse.Namespace) -> int:
