@@ -41,6 +41,17 @@ def test_train_then_translate_a_png(tmp_path, capsys):
     )
     result = mpimg.imread(tmp_path / "out" / "in_a2b.png")
     assert result.shape[:2] == (16, 16)
+    capsys.readouterr()
+
+    assert main(["evaluate", "--checkpoint", str(run), "--detail"]) == 0
+    out = capsys.readouterr().out
+    assert f"UNIT (this run)                              {metrics['unit']:.3f}" in out
+    assert all(name in out for name in ("land", "major road", "water"))
+    rows = [line.split() for line in out.splitlines()[-3:]]
+    assert [int(r[0]) for r in rows] == [16, 24, 32]
+    unit, constant = [float(r[1]) for r in rows], [float(r[2]) for r in rows]
+    assert unit == sorted(unit) and constant == sorted(constant)  # looser never scores less
+    assert unit[0] == round(metrics["unit"], 3) and constant[0] == round(metrics["constant"], 3)
 
 
 def test_resume_extends_a_run(tmp_path, capsys):

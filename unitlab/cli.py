@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="pixel accuracy of a map-world checkpoint vs baselines")
     ev.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE")
+    ev.add_argument(
+        "--detail",
+        action="store_true",
+        help="also print UNIT's accuracy per map class and at looser colour tolerances",
+    )
 
     ab = sub.add_parser(
         "ablation",
@@ -255,7 +260,7 @@ def _expand_inputs(inputs: list[str]):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run, format_report
+    from .evaluate import detail_report, evaluate_run, format_report
     from .inference import load_model
 
     model, cfg = load_model(args.checkpoint)
@@ -263,6 +268,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if report is None:
         raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
     print(format_report(report))
+    if args.detail:
+        print(detail_report(model, cfg))
     return 0
 
 

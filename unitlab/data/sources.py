@@ -37,6 +37,12 @@ def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return sat, maps
 
 
+def evaluation_layouts(cfg: TrainConfig) -> np.ndarray:
+    """The class labels (N, H, W) of the held-out pairs of :func:`evaluation_pairs`, in order."""
+    _check_dataset(cfg)
+    return mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)[2]
+
+
 def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` training satellites with their true maps, uint8 (N, H, W, C).
 
