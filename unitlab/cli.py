@@ -260,16 +260,17 @@ def _expand_inputs(inputs: list[str]):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .data.sources import training_data
     from .evaluate import detail_report, evaluate_run, format_report
     from .inference import load_model
 
     model, cfg = load_model(args.checkpoint)
-    report = evaluate_run(model, cfg)
-    if report is None:
+    if cfg.data.dataset != "mapworld":
         raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
-    print(format_report(report))
+    _, train_maps = training_data(cfg)  # the constant baseline's colour, generated once
+    print(format_report(evaluate_run(model, cfg, train_maps)))
     if args.detail:
-        print(detail_report(model, cfg))
+        print(detail_report(model, cfg, train_maps))
     return 0
 
 
