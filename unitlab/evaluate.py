@@ -17,7 +17,7 @@ from torch import Tensor
 from . import metrics
 from .config import TrainConfig
 from .data import mapworld
-from .data.sources import evaluation_layouts, evaluation_pairs, training_data, training_pairs
+from .data.sources import evaluation_pairs, evaluation_triples, training_data, training_pairs
 from .images import tensor_to_uint8, uint8_to_tensor
 from .models import UNIT
 
@@ -77,14 +77,12 @@ def detail_report(
     wrong blue) gains a lot from 16 to 32; one that paints the wrong class does not. The
     constant gains too (white minor roads are within 29 of the land colour), hence its column.
     """
-    sat, maps = evaluation_pairs(cfg)
+    sat, maps, layouts = evaluation_triples(cfg)  # generated once, layouts included
     pred = translate_uint8(model, sat)
     if train_maps is None:
         _, train_maps = training_data(cfg)
     constant = metrics.constant_baseline(tensor_to_uint8(train_maps), sat)
-    by_class = metrics.pixel_accuracy_by_class(
-        pred, maps, evaluation_layouts(cfg), mapworld.N_CLASSES
-    )
+    by_class = metrics.pixel_accuracy_by_class(pred, maps, layouts, mapworld.N_CLASSES)
     lines = ["UNIT by class of the true layout (tolerance 16):"]
     lines += [
         f"  {name:12s} {acc:.3f}" for name, acc in zip(mapworld.CLASS_NAMES, by_class, strict=True)

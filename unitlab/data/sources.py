@@ -37,10 +37,10 @@ def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     return sat, maps
 
 
-def evaluation_layouts(cfg: TrainConfig) -> np.ndarray:
-    """The class labels (N, H, W) of the held-out pairs of :func:`evaluation_pairs`, in order."""
+def evaluation_triples(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`evaluation_pairs` with the class labels (N, H, W) of each pair's layout."""
     _check_dataset(cfg)
-    return mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)[2]
+    return mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)
 
 
 def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
