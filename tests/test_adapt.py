@@ -161,14 +161,14 @@ def test_target_untouched_until_scored(
     small = _subset(split, 256)
     plain = train_source_only(small, steps=10, seed=0, channels=SMALL)
     phase = {"trained": False}
-    fit = adapt._fit
+    fit = adapt.fit_source_classifier
 
     def fit_then_open(*args: Any, **kwargs: Any) -> Any:
         history = fit(*args, **kwargs)
         phase["trained"] = True
         return history
 
-    monkeypatch.setattr(adapt, "_fit", fit_then_open)
+    monkeypatch.setattr(adapt, "fit_source_classifier", fit_then_open)
     trap = _guarded(small, phase)
     with pytest.raises(AssertionError, match="before training"):
         trap.target_eval.labels  # noqa: B018 - the guard itself works
@@ -189,3 +189,13 @@ def test_seeded_and_leaves_global_rng(split: AdaptationSplit) -> None:
     keys = ("source_train_accuracy", "target_accuracy", "history")
     assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
     assert other["history"] != first["history"]
+
+
+def test_augmented_baseline_is_seeded_and_differs(split: AdaptationSplit) -> None:
+    small = _subset(split, 256)
+    kwargs = dict(steps=10, seed=0, eval_every=1, channels=SMALL)
+    plain = train_source_only(small, **kwargs)
+    warped = train_source_only(small, augment=True, **kwargs)
+    again = train_source_only(small, augment=True, **kwargs)
+    assert warped["history"] == again["history"]
+    assert warped["history"] != plain["history"]  # the batches were warped

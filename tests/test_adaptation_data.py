@@ -281,3 +281,29 @@ def test_split_refuses_leaks() -> None:
         split(_part([0], labeled=False, channels=3))
     with pytest.raises(ValueError, match="repeat"):
         _part([1, 1])
+
+
+def test_normalised_split_warps_grey_digits_only(
+    offline_data: Path, splits: dict[tuple[str, str], AdaptationSplit]
+) -> None:
+    """``normalise=True`` changes the pixels of MNIST and USPS images (every part, the same
+    rule), never which rows are in which part; colour sources keep their framing."""
+    from unitlab.data.adaptation import NORMALISED
+    from unitlab.data.digit_geometry import normalise_size
+
+    for source, target in (("mnist", "usps"), ("printed", "mnist")):
+        plain = splits[(source, target)]
+        normalised = adaptation_split(
+            source, target, offline_data, printed_n=PRINTED_N, normalise=True
+        )
+        assert NORMALISED in normalised.protocol and NORMALISED not in plain.protocol
+        for name in ("source_train", "target_train", "target_eval"):
+            before, after = getattr(plain, name), getattr(normalised, name)
+            assert torch.equal(before.indices, after.indices)
+            assert after.images.shape == before.images.shape
+            if name == "source_train" and source == "printed":
+                assert torch.equal(after.images, before.images)
+                continue
+            grey = before.images[:100, :1]
+            expected = normalise_size(grey).expand(-1, before.channels, -1, -1)
+            assert torch.allclose(after.images[:100], expected, atol=1e-6), name

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .data.adaptation import AdaptationSplit, LabeledImages
+from .data.digit_geometry import random_affine
 from .models import _check_domain, _init_weights
 
 N_CLASSES = 10
@@ -160,7 +161,7 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Te
             yield order[start : start + batch_size]
 
 
-def _fit(
+def fit_source_classifier(
     model: DigitDiscriminator,
     source: LabeledImages,
     steps: int,
@@ -168,11 +169,13 @@ def _fit(
     lr: float,
     generator: torch.Generator,
     eval_every: int | None,
+    augment: bool = False,
 ) -> list[dict[str, float]]:
     """Cross-entropy on source labels through domain a's path; returns the loss history.
 
     Only ``source`` is passed in, so nothing here can reach the target's images or labels.
-    ``eval_every``: every so many steps, log the mean loss since the last log.
+    ``eval_every``: every so many steps, log the mean loss since the last log. ``augment``:
+    random affine warps of each batch, drawn from ``generator``.
     """
     device = next(model.parameters()).device
     params = [*model.private_a.parameters(), *model.shared.parameters()]
@@ -184,7 +187,8 @@ def _fit(
     rows = _batches(len(source), batch_size, generator)
     for step in range(1, steps + 1):
         idx = next(rows)
-        x, y = source.images[idx].to(device), source.labels[idx].to(device)
+        x, y = source.images[idx], source.labels[idx].to(device)
+        x = (random_affine(x, generator) if augment else x).to(device)
         _, logits = model(x, "a")
         loss = nn.functional.cross_entropy(logits, y)
         opt.zero_grad(set_to_none=True)
@@ -208,12 +212,14 @@ def train_source_only(
     channels: Sequence[int] = PAPER_CHANNELS,
     device: str | torch.device = "cpu",
     return_model: bool = False,
+    augment: bool = False,
 ) -> dict:
     """The source-only baseline: domain a's classifier trained on source labels, no adaptation.
 
     Trains ``DigitDiscriminator``'s private-a layer, shared layers and classifier head with
     cross-entropy on ``split.source_train`` (Adam ``lr``, betas (0.5, 0.999), weight decay 5e-4,
-    as the guide gives for the digit runs), then scores that *same* path on
+    as the guide gives for the digit runs; ``augment``: random affine warps of every batch, as
+    an adaptation run with ``augment`` has), then scores that *same* path on
     ``split.target_eval``: the accuracy adaptation must improve on. ``split.target_train`` is
     never read, and ``target_eval`` only after training, for the score.
 
@@ -229,7 +235,9 @@ def train_source_only(
         model = DigitDiscriminator(split.channels, channels).to(device)
         generator = torch.Generator().manual_seed(seed)
         source = split.source_train
-        history = _fit(model, source, steps, batch_size, lr, generator, eval_every)
+        history = fit_source_classifier(
+            model, source, steps, batch_size, lr, generator, eval_every, augment
+        )
     evaluation = split.target_eval  # first read of the target, after training
     result = {
         "source_train_accuracy": accuracy(model, source.images, source.labels, "a"),

@@ -36,8 +36,9 @@ def source_only(
 ) -> dict:
     """The source-only baseline for ``cfg``'s run, cached in ``run_dir/source_only.json``.
 
-    The same discriminator-classifier (``cfg.dis_channels``), optimiser, batch size, seed and
-    number of steps as the adaptation run, trained on source labels alone.
+    The same discriminator-classifier (``cfg.dis_channels``), optimiser, batch size, seed,
+    augmentation and number of classifier steps as the adaptation run (``warm_start + steps``:
+    the adaptation's classifier sees a source batch in each), trained on source labels alone.
     """
     path = Path(run_dir) / BASELINE
     if path.exists():
@@ -45,7 +46,14 @@ def source_only(
         if cached.get("config") == _baseline_key(cfg):
             return cached
     result = train_source_only(
-        split, cfg.steps, cfg.batch_size, cfg.lr, cfg.seed, channels=cfg.dis_channels, device=device
+        split,
+        cfg.warm_start + cfg.steps,
+        cfg.batch_size,
+        cfg.lr,
+        cfg.seed,
+        channels=cfg.dis_channels,
+        device=device,
+        augment=cfg.augment,
     )
     result = {k: v for k, v in result.items() if k != "history"}
     result["config"] = _baseline_key(cfg)
@@ -56,7 +64,10 @@ def source_only(
 
 def _baseline_key(cfg: AdaptConfig) -> dict:
     keys = ("source", "target", "seed", "steps", "batch_size", "dis_width", "lr", "weight_decay")
-    return {k: getattr(cfg, k) for k in keys}
+    key = {k: getattr(cfg, k) for k in keys} | {"steps": cfg.warm_start + cfg.steps}
+    # Preprocessing and augmentation change the baseline too; a baseline cached before these
+    # fields existed had neither, so only their presence is recorded.
+    return key | {k: True for k in ("normalise", "augment") if getattr(cfg, k)}
 
 
 def write_result(

@@ -309,9 +309,8 @@ def _ablation(args: argparse.Namespace) -> int:
 
 def _adapt(args: argparse.Namespace) -> int:
     from . import adapt_report
-    from .adapt_trainer import AdaptConfig, adapt_preset, run_adaptation
+    from .adapt_trainer import AdaptConfig, adapt_preset, config_split, run_adaptation
     from .checkpoint import load_checkpoint
-    from .data.adaptation import adaptation_split
     from .trainer import NonFiniteLossError
 
     device = _device(args.device)
@@ -331,8 +330,7 @@ def _adapt(args: argparse.Namespace) -> int:
         if args.steps is not None:
             cfg.steps = args.steps
         cfg.validate()
-    root = Path(args.data_root) if args.data_root else None
-    split = adaptation_split(cfg.source, cfg.target, root, cfg.seed)
+    split = config_split(cfg, args.data_root or None)
     print(split.protocol)
     baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir, device)
     try:

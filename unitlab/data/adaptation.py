@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from unitlab.data.digit_geometry import normalise_size
 from unitlab.data.digits import LOADERS, MNIST_SOURCES, DigitData
 from unitlab.data.paths import data_root
 from unitlab.data.printed_digits import GENERATOR_VERSION, printed_digits
@@ -53,6 +54,11 @@ COLOUR = frozenset({"printed", "svhn"})
 NAMES = {"mnist": "MNIST", "usps": "USPS", "printed": "printed digits", "svhn": "SVHN"}
 
 MNIST_EVAL = 2_000  # MNIST test images held out for evaluation when MNIST train is missing
+# The protocol line of a size-normalised split.
+NORMALISED = (
+    "size-normalised: every MNIST and USPS image (training and evaluation alike) centred on its "
+    "ink's bounding box, the box's longer side scaled to 20/28 of the frame"
+)
 PRINTED_TRAIN = 20_000  # printed source digits: ~7 s to generate, 250 MB as float RGB
 
 
@@ -219,6 +225,7 @@ class _Context:
     full_mnist: bool
     download: bool
     verify: bool
+    normalise: bool
 
     def load(self, domain: str, split: str) -> DigitData:
         loader = {**LOADERS, "svhn": load_svhn}[domain]
@@ -232,8 +239,12 @@ class _Context:
     def labeled(self, data: DigitData, origin: str, rows: torch.Tensor) -> LabeledImages:
         # Rows first, as uint8: 4x fewer bytes copied, and a grey image repeated to 3 channels
         # stays an expanded view (indexing after the expand would copy all three channels).
-        x, y = DigitData(data.images[rows], data.labels[rows]).as_tensors(SIZE, self.channels)
-        return LabeledImages(x, origin, rows, y)
+        grey = data.images.ndim == 3  # MNIST, USPS; printed digits and SVHN are RGB
+        part = DigitData(data.images[rows], data.labels[rows])
+        x, y = part.as_tensors(SIZE, 1 if grey else self.channels)
+        if grey and self.normalise:
+            x = normalise_size(x)
+        return LabeledImages(x.expand(-1, self.channels, -1, -1), origin, rows, y)
 
     def unlabeled(self, data: DigitData, origin: str, rows: torch.Tensor) -> Images:
         part = self.labeled(data, origin, rows)
@@ -305,6 +316,7 @@ def adaptation_split(
     full_mnist: bool | None = None,
     download: bool = True,
     verify: bool = True,
+    normalise: bool = False,
 ) -> AdaptationSplit:
     """The data of the ``source`` -> ``target`` adaptation task (see the module docstring).
 
@@ -315,6 +327,9 @@ def adaptation_split(
     out when the train split is missing. ``full_mnist``: None uses MNIST train if its files are
     under ``root``; True requires it (downloading it if allowed); False always splits MNIST test,
     to reproduce CI's protocol anywhere. ``download`` / ``verify``: as for the loaders.
+    ``normalise``: size-normalise every grey digit (MNIST, USPS; training and evaluation images
+    alike) with ``digit_geometry.normalise_size``, which takes away the two datasets' different
+    framing conventions; colour sources keep their framing.
 
     Raises ``ValueError`` for unknown names or ``source == target``, ``FileNotFoundError``
     naming the missing file (and where to get it) when a dataset is not there.
@@ -336,6 +351,7 @@ def adaptation_split(
         full_mnist=bool(full_mnist),
         download=download,
         verify=verify,
+        normalise=normalise,
     )
     source_train, source_note = _source(source, ctx, printed_n)
     target_train, target_eval, (train_note, eval_note) = _target(target, ctx, mnist_eval)
@@ -345,6 +361,7 @@ def adaptation_split(
         [
             f"{direction}, seed {seed}, data root {data_root() if root is None else root}: "
             f"float32 {ctx.channels}x{SIZE}x{SIZE} in [-1, 1]{rgb}",
+            *([NORMALISED] if normalise else []),
             f"source train (labelled): {source_note}",
             f"target train (unlabelled): {train_note}",
             f"target eval (labels only to measure accuracy, never trained on): {eval_note}",
