@@ -198,6 +198,7 @@ def test_config_split_matches_the_config(offline_data: Path, split: AdaptationSp
     expected = normalise_size(plain.target_eval.images[:50])
     assert torch.allclose(split.target_eval.images[:50], expected, atol=1e-6)
     assert "size-normalised" in split.protocol and "size-normalised" not in plain.protocol
+    assert split.normalised and not plain.normalised
     # A trainer refuses data prepared otherwise than its config says.
     with pytest.raises(ValueError, match="normalise=False but the split is size-normalised"):
         AdaptTrainer(_tiny(normalise=False), split)

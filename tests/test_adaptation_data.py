@@ -297,6 +297,7 @@ def test_normalised_split_warps_grey_digits_only(
             source, target, offline_data, printed_n=PRINTED_N, normalise=True
         )
         assert NORMALISED in normalised.protocol and NORMALISED not in plain.protocol
+        assert normalised.normalised and not plain.normalised
         for name in ("source_train", "target_train", "target_eval"):
             before, after = getattr(plain, name), getattr(normalised, name)
             assert torch.equal(before.indices, after.indices)

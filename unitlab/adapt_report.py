@@ -63,7 +63,7 @@ def source_only(
 
 
 def _baseline_key(cfg: AdaptConfig) -> dict:
-    keys = ("source", "target", "seed", "steps", "batch_size", "dis_width", "lr", "weight_decay")
+    keys = ("source", "target", "seed", "batch_size", "dis_width", "lr", "weight_decay")
     key = {k: getattr(cfg, k) for k in keys} | {"steps": cfg.warm_start + cfg.steps}
     # Preprocessing and augmentation change the baseline too; a baseline cached before these
     # fields existed had neither, so only their presence is recorded.

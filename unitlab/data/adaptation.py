@@ -138,6 +138,8 @@ class AdaptationSplit:
     target_train: Images
     target_eval: LabeledImages
     protocol: str
+    # Whether every MNIST / USPS image was size-normalised (``adaptation_split(normalise=...)``).
+    normalised: bool = False
 
     def __post_init__(self) -> None:
         if type(self.target_train) is not Images:  # a LabeledImages would leak target labels
@@ -367,4 +369,6 @@ def adaptation_split(
             f"target eval (labels only to measure accuracy, never trained on): {eval_note}",
         ]
     )
-    return AdaptationSplit(source, target, source_train, target_train, target_eval, protocol)
+    return AdaptationSplit(
+        source, target, source_train, target_train, target_eval, protocol, normalised=normalise
+    )
