@@ -102,7 +102,12 @@ def test_untied_model_has_independent_encoders():
 
 @pytest.mark.parametrize(
     "field,value,message",
-    [("n_shared", 5, "n_shared"), ("image_size", 18, "image_size"), ("d_layers", 9, "d_layers")],
+    [
+        ("n_shared", 5, "n_shared"),
+        ("image_size", 18, "image_size"),
+        ("d_layers", 9, "d_layers"),
+        ("d_init", "xavier", "d_init"),
+    ],
 )
 def test_invalid_configs_name_the_field(field, value, message):
     cfg = get_preset("tiny").model
@@ -123,3 +128,34 @@ def test_translation_is_deterministic_at_test_time():
     model = tiny_model()
     x = torch.randn(2, 3, 16, 16)
     assert torch.equal(model.translate(x), model.translate(x))
+
+
+@pytest.mark.parametrize("n_shared", [0, 1, 2])
+def test_batched_paths_equal_separate_calls(n_shared):
+    """encode_pair / decode_both / decode_pair run the tied blocks once on both domains'
+    batches; instance norm is per sample, so they must equal the plain per-domain calls."""
+    model = tiny_model(n_shared=n_shared)
+    g = torch.Generator().manual_seed(0)
+    x_a, x_b = torch.rand(3, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
+    mu_a, mu_b = model.encode_pair(x_a, x_b)
+    torch.testing.assert_close(mu_a, model.enc_a(x_a))
+    torch.testing.assert_close(mu_b, model.enc_b(x_b))
+    to_a, to_b = model.decode_both(mu_a)
+    torch.testing.assert_close(to_a, model.gen_a(mu_a))
+    torch.testing.assert_close(to_b, model.gen_b(mu_a))
+    out_a, out_b = model.decode_pair(mu_a, mu_b)
+    torch.testing.assert_close(out_a, model.gen_a(mu_a))
+    torch.testing.assert_close(out_b, model.gen_b(mu_b))
+
+
+def test_discriminator_initialisations_set_the_starting_logit_spread():
+    """N(0, 0.02) starts a narrow D blind (logits ~1e-5); He-normal keeps them of order one;
+    the encoders and generators keep N(0, 0.02) whatever D's scheme."""
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    spread = {}
+    for scheme in ("dcgan", "pytorch", "kaiming"):
+        torch.manual_seed(0)
+        model = tiny_model(d_init=scheme)
+        spread[scheme] = model.dis_b(x)[0].std().item()
+        assert model.enc_a.stem[0].conv.weight.std().item() == pytest.approx(0.02, rel=0.2)
+    assert spread["dcgan"] < 1e-3 < spread["pytorch"] < 0.1 < spread["kaiming"]

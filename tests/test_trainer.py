@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from unitlab import losses
 from unitlab.checkpoint import load_checkpoint, save_checkpoint
 from unitlab.config import get_preset
 from unitlab.trainer import NonFiniteLossError, Trainer
@@ -184,3 +185,32 @@ def test_run_time_keeps_counting_across_fit_calls(tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     seconds = [r["seconds"] for r in rows]
     assert seconds == sorted(seconds) and seconds[2] >= seconds[1]
+
+
+def test_discriminator_step_on_given_translations_equals_recomputing_them():
+    """train_step hands the generator step's translations to the discriminator step; given the
+    same translations, the discriminator loss is the one it would compute itself."""
+    x_a, x_b = random_domains(4)
+    t = Trainer(get_preset("tiny"))
+    torch.manual_seed(3)
+    with torch.no_grad():
+        x_ab = t.model.gen_b(t.model.enc_a(x_a))
+        x_ba = t.model.gen_a(t.model.enc_b(x_b))
+    given = t.dis_step(x_a, x_b, translations=(x_ab, x_ba))["dis"]
+    u = Trainer(get_preset("tiny"))
+    m, mode = u.model, u.cfg.loss.gan_mode
+
+    expected = u.cfg.loss.gan * (
+        losses.discriminator_loss(m.dis_a(x_a), m.dis_a(x_ba), mode)
+        + losses.discriminator_loss(m.dis_b(x_b), m.dis_b(x_ab), mode)
+    )
+    assert given == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_train_step_feeds_the_discriminator_this_steps_translations():
+    t = Trainer(get_preset("tiny"))
+    x_a, x_b = random_domains(4)
+    out = t.train_step(x_a, x_b)
+    assert {"dis", "gen", "gan"} <= set(out)
+    x_ab, x_ba = t.last_translations
+    assert x_ab.shape == x_a.shape and not x_ab.requires_grad

@@ -57,6 +57,12 @@ def _res_stack(n: int, channels: int, padding: str) -> nn.ModuleList:
     return nn.ModuleList(ResBlock(channels, padding) for _ in range(n))
 
 
+def _run(blocks: nn.ModuleList, h: Tensor) -> Tensor:
+    for block in blocks:
+        h = block(h)
+    return h
+
+
 class Encoder(nn.Module):
     """Image -> mean code ``mu`` of the reduced VAE (variance fixed to one).
 
@@ -80,11 +86,15 @@ class Encoder(nn.Module):
         self.private = _res_stack(cfg.n_res_blocks - cfg.n_shared, ch, pad)
         self.shared = shared
 
-    def forward(self, x: Tensor) -> Tensor:
+    def private_features(self, x: Tensor) -> Tensor:
+        """The domain's own layers: the stem and the untied residual blocks."""
         h = self.stem(x)
-        for block in (*self.private, *self.shared):
+        for block in self.private:
             h = block(h)
         return h
+
+    def forward(self, x: Tensor) -> Tensor:
+        return _run(self.shared, self.private_features(x))
 
 
 class Generator(nn.Module):
@@ -106,11 +116,12 @@ class Generator(nn.Module):
         layers += [nn.Conv2d(ch, out_channels, 7, padding=3, padding_mode=pad), nn.Tanh()]
         self.head = nn.Sequential(*layers)
 
+    def from_shared(self, h: Tensor) -> Tensor:
+        """The domain's own layers, applied after the tied blocks: untied blocks and head."""
+        return self.head(_run(self.private, h))
+
     def forward(self, z: Tensor) -> Tensor:
-        h = z
-        for block in (*self.shared, *self.private):
-            h = block(h)
-        return self.head(h)
+        return self.from_shared(_run(self.shared, z))
 
 
 class Discriminator(nn.Module):
@@ -164,12 +175,37 @@ class UNIT(nn.Module):
         self.dis_a = Discriminator(cfg, cfg.channels_a)
         self.dis_b = Discriminator(cfg, cfg.channels_b)
         self.apply(_init_weights)
+        if cfg.d_init != "dcgan":
+            for module in (*self.dis_a.modules(), *self.dis_b.modules()):
+                if isinstance(module, nn.Conv2d):
+                    _init_discriminator_conv(module, cfg.d_init)
 
     def encoder(self, domain: str) -> Encoder:
         return {"a": self.enc_a, "b": self.enc_b}[_check_domain(domain)]
 
     def generator(self, domain: str) -> Generator:
         return {"a": self.gen_a, "b": self.gen_b}[_check_domain(domain)]
+
+    def encode_pair(self, x_a: Tensor, x_b: Tensor) -> tuple[Tensor, Tensor]:
+        """``(enc_a(x_a), enc_b(x_b))`` with the tied blocks run once on both batches.
+
+        The tied blocks are one function of the concatenated features, and instance norm is per
+        sample, so this equals two encoder calls; fewer, larger convolutions are faster.
+        """
+        h = torch.cat([self.enc_a.private_features(x_a), self.enc_b.private_features(x_b)])
+        return _run(self.enc_a.shared, h).split([x_a.shape[0], x_b.shape[0]])
+
+    def decode_both(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``(gen_a(z), gen_b(z))``: both generators start with the same tied blocks, so their
+        output on the same codes is computed once."""
+        h = _run(self.gen_a.shared, z)
+        return self.gen_a.from_shared(h), self.gen_b.from_shared(h)
+
+    def decode_pair(self, z_a: Tensor, z_b: Tensor) -> tuple[Tensor, Tensor]:
+        """``(gen_a(z_a), gen_b(z_b))`` with the tied blocks run once on both batches."""
+        h = _run(self.gen_a.shared, torch.cat([z_a, z_b]))
+        h_a, h_b = h.split([z_a.shape[0], z_b.shape[0]])
+        return self.gen_a.from_shared(h_a), self.gen_b.from_shared(h_b)
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         """Encoders + generators, each parameter once (tied ones included exactly once)."""
@@ -211,6 +247,17 @@ def _unique(*modules: nn.Module) -> Iterator[nn.Parameter]:
             if id(p) not in seen:
                 seen.add(id(p))
                 yield p
+
+
+def _init_discriminator_conv(conv: nn.Conv2d, scheme: str) -> None:
+    """``pytorch``: the framework's default (Kaiming uniform with a = sqrt(5), which shrinks a
+    signal by ~0.6 per layer); ``kaiming``: He-normal for LeakyReLU(0.2), which keeps the signal's
+    scale through the stack, so D's logits start with a spread of order one."""
+    if scheme == "pytorch":
+        conv.reset_parameters()
+    else:
+        nn.init.kaiming_normal_(conv.weight, a=0.2, nonlinearity="leaky_relu")
+        nn.init.zeros_(conv.bias)
 
 
 def _init_weights(module: nn.Module) -> None:
