@@ -41,6 +41,11 @@ class ModelConfig:
     d_max_channels: int = 256
     d_layers: int = 4
     d_scales: int = 1
+    # Discriminator initialisation: "dcgan" is N(0, 0.02), the paper's (it starts a narrow D
+    # with logits of std ~1e-5, blind); "pytorch" is the framework's default (Kaiming uniform,
+    # logits of std ~4e-3); "kaiming" is He-normal for LeakyReLU (logits of std ~1).
+    # Encoders and generators always use N(0, 0.02).
+    d_init: str = "dcgan"
 
     @property
     def latent_channels(self) -> int:
@@ -67,6 +72,8 @@ class ModelConfig:
                 f"model.d_layers={self.d_layers} halves the {smallest}px input "
                 f"(scale {self.d_scales}) below one pixel; use fewer layers or scales"
             )
+        if self.d_init not in ("dcgan", "pytorch", "kaiming"):
+            raise ValueError(f"model.d_init={self.d_init!r} must be dcgan, pytorch or kaiming")
         for name in (
             "base_channels",
             "d_channels",
@@ -112,6 +119,11 @@ class DataConfig:
     train_size: int = 2000
     test_size: int = 200
     seed: int = 0
+    # The map world's view (see ``mapworld.paired``): ``zoom`` times wider features, and the
+    # satellite ``look``. The defaults are the original world, so that a config saved before
+    # these fields existed still means the data it was trained on.
+    zoom: int = 1
+    look: str = "photo"
 
 
 @dataclass
@@ -139,6 +151,12 @@ class TrainConfig:
             raise ValueError(f"kernels={self.kernels!r} must be one of auto, torch, triton")
         if self.loss.gan_mode not in ("vanilla", "lsgan"):
             raise ValueError(f"loss.gan_mode={self.loss.gan_mode!r} must be vanilla or lsgan")
+        from .data.mapworld import LOOKS  # numpy only; no cycle
+
+        if self.data.zoom < 1:
+            raise ValueError(f"data.zoom={self.data.zoom} must be >= 1")
+        if self.data.look not in LOOKS:
+            raise ValueError(f"data.look={self.data.look!r} must be one of {', '.join(LOOKS)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .alignment import codes as encode
+from .config import DataConfig
 from .data import mapworld
 from .images import tensor_to_uint8
 from .models import UNIT
@@ -26,9 +27,14 @@ from .widgets import EXPLORER_CLASS, png_bytes
 # ---------------------------------------------------------------- translation
 
 
-def generate_layout(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """A fresh held-out (satellite, map) pair of the map world, deterministic from ``seed``."""
-    sat, maps, _ = mapworld.paired(1, size, seed=seed, split="eval", cache=False)
+def generate_layout(
+    seed: int, size: int, zoom: int = 1, look: str = "photo"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh held-out (satellite, map) pair of the map world, deterministic from ``seed``;
+    ``zoom`` and ``look`` as the model's training data (``cfg.data``)."""
+    sat, maps, _ = mapworld.paired(
+        1, size, seed=seed, split="eval", cache=False, zoom=zoom, look=look
+    )
     return sat[0], maps[0]
 
 
@@ -83,11 +89,18 @@ class TranslationExplorer(w.VBox):
     ``rendered`` holds every image drawn; ``image`` is the current translation.
     """
 
-    def __init__(self, model: UNIT, size: int | None = None, scale: int = 5) -> None:
+    def __init__(
+        self,
+        model: UNIT,
+        size: int | None = None,
+        scale: int = 5,
+        data: DataConfig | None = None,
+    ) -> None:
         super().__init__()
         self.add_class(EXPLORER_CLASS)
         self.model, self.scale = model, scale
         self.size = size or model.cfg.image_size
+        self.view = {"zoom": data.zoom, "look": data.look} if data is not None else {}
         style = {"description_width": "110px"}
         self.layout_seed = w.IntSlider(0, 0, 999, description="layout", style=style)
         self.other = w.IntSlider(1, 0, 999, description="second layout", style=style)
@@ -112,8 +125,8 @@ class TranslationExplorer(w.VBox):
         self.render()
 
     def render(self) -> np.ndarray:
-        sat, true_map = generate_layout(self.layout_seed.value, self.size)
-        other_sat, other_map = generate_layout(self.other.value, self.size)
+        sat, true_map = generate_layout(self.layout_seed.value, self.size, **self.view)
+        other_sat, other_map = generate_layout(self.other.value, self.size, **self.view)
         other = other_sat if self.source.value == "a" else other_map
         streams = translation_views(self.model, sat, true_map)
         path = interpolation_views(self.model, sat, other, self.t.value, ("a", self.source.value))

@@ -451,6 +451,24 @@ _ROOFS = np.array(
     dtype=np.float32,
 )
 _ROOF_CUMULATIVE = np.cumsum([0.18, 0.14, 0.14, 0.14, 0.10, 0.14, 0.08, 0.08])
+# The "clear" look keeps everything of the photo but its roofs: light concrete, greys and
+# terracottas, none as dark as canopy, water or asphalt. Roofs then differ from their
+# surroundings by colour *and* by shape, shading and cast shadows, while paving, trees over
+# yards, cars and shadows still make a per-pixel rule fail where context does not.
+_CLEAR_ROOFS = np.array(
+    [
+        (190, 186, 178),
+        (164, 90, 66),
+        (200, 120, 90),
+        (170, 170, 175),
+        (150, 80, 60),
+        (210, 205, 195),
+        (180, 110, 80),
+        (160, 160, 165),
+    ],
+    dtype=np.float32,
+)
+LOOKS = ("photo", "clear")
 _CARS = np.array(
     [(228, 228, 226), (28, 28, 32), (160, 40, 36), (40, 60, 120), (150, 150, 156)],
     dtype=np.float32,
@@ -551,7 +569,7 @@ class _Look:
         """A per-image value shaped (m, 1, 1)."""
         return _col(self.draw(lo, hi))
 
-    def palette(self) -> np.ndarray:
+    def palette(self, roofs: np.ndarray) -> np.ndarray:
         """(m, materials, 2, 3) colours: each image gets its own shades of every material."""
         m = self.draw.u.shape[0]
         pal = np.empty((m, _N_MATERIALS, 2, 3), np.float32)
@@ -572,11 +590,13 @@ class _Look:
         for k, c in pairs.items():
             pal[:, k] = np.stack(c, axis=1) if isinstance(c, tuple) else c[:, None]
         pal[:, _CAR0 : _CAR0 + len(_CARS)] = _CARS[None, :, None]
-        pal[:, _ROOF0:] = _ROOFS[None, :, None]
+        pal[:, _ROOF0:] = roofs[None, :, None]
         return pal
 
 
-def _satellite_chunk(lab: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+def _satellite_chunk(
+    lab: np.ndarray, rngs: list[np.random.Generator], roofs: np.ndarray = _ROOFS
+) -> np.ndarray:
     m, h, w = lab.shape
     look = _Look(rngs, (h, w))
     z = look.z
@@ -585,7 +605,7 @@ def _satellite_chunk(lab: np.ndarray, rngs: list[np.random.Generator]) -> np.nda
     road = major | (lab == MINOR_ROAD)
     fine, patches, clumps = look.noise(1, 0.5), look.noise(6, 3), look.noise(4, 2, 1)
     speck = look.uniform()
-    pal = look.palette()
+    pal = look.palette(roofs)
 
     # Ground: paving and lawn mixed at the scale of yards.
     mat = np.full((m, h, w), _GROUND, np.int8)
@@ -663,21 +683,27 @@ def _satellite_chunk(lab: np.ndarray, rngs: list[np.random.Generator]) -> np.nda
 
 
 def render_satellite(
-    layouts: np.ndarray, seed: int = 0, *, stream: int = STREAM_DEFAULT
+    layouts: np.ndarray, seed: int = 0, *, stream: int = STREAM_DEFAULT, look: str = "photo"
 ) -> np.ndarray:
     """The aerial-photo style (n, H, W, 3) uint8 of ``layouts``.
 
     Textured canopy, roofs of varied colours with sunlit and shaded faces, asphalt with cars,
     sidewalks, water with depth and glints, shadows cast by buildings, per-image light, haze,
     blur and sensor noise. Image ``i`` draws from ``(seed, stream, i)`` only.
+
+    ``look``: ``"photo"`` (roof colours chosen to overlap canopy, water and asphalt on purpose)
+    or ``"clear"`` (the same photo with light and terracotta roofs only); see :data:`LOOKS`.
     """
     _check_layouts(layouts)
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    roofs = {"photo": _ROOFS, "clear": _CLEAR_ROOFS}.get(look)
+    if roofs is None:
+        raise ValueError(f"look={look!r} is unknown; known looks: {', '.join(LOOKS)}")
     n, h, w = layouts.shape
     out = np.empty((n, h, w, 3), dtype=np.uint8)
     for a, b in _chunks(n, h * w):
-        out[a:b] = _satellite_chunk(layouts[a:b], _rngs(seed, stream, a, b, _SATELLITE))
+        out[a:b] = _satellite_chunk(layouts[a:b], _rngs(seed, stream, a, b, _SATELLITE), roofs)
     return out
 
 
@@ -685,52 +711,96 @@ def render_satellite(
 
 
 def unpaired(
-    n: int, size: int, seed: int = 0, *, cache: bool | None = None
+    n: int,
+    size: int,
+    seed: int = 0,
+    *,
+    cache: bool | None = None,
+    zoom: int = 1,
+    look: str = "photo",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training data: ``n`` satellite images and ``n`` maps of *different* layouts.
 
     Satellites come from stream :data:`STREAM_TRAIN_SAT`, maps from :data:`STREAM_TRAIN_MAP`:
     no map is the translation of any satellite, as in unsupervised translation. Returns
     ``(sat, map)``, each uint8 (n, size, size, 3). ``cache``: True, False, or None for "from
-    128 px" (see the module docstring).
+    128 px" (see the module docstring). ``zoom`` and ``look``: see :func:`paired`.
     """
     _check_args(n, size, seed)
+    _check_view(zoom, look)
 
     def make() -> dict[str, np.ndarray]:
-        return {
-            "sat": paired(n, size, seed, split="train", cache=False)[0],  # one file, not two
-            "map": render_map(generate_layouts(n, size, seed, stream=STREAM_TRAIN_MAP)),
-        }
+        sat = _view(n, size, seed, STREAM_TRAIN_SAT, zoom, look)[0]
+        return {"sat": sat, "map": _view(n, size, seed, STREAM_TRAIN_MAP, zoom, None)[1]}
 
-    key = f"unpaired-n{n}-s{size}-seed{seed}"
-    data = _cached(key, ("sat", "map"), make) if _use_cache(cache, size) else make()
+    key = f"unpaired-n{n}-s{size}-seed{seed}{_view_key(zoom, look)}"
+    data = _cached(key, ("sat", "map"), make) if _use_cache(cache, size * zoom) else make()
     return data["sat"], data["map"]
 
 
 def paired(
-    n: int, size: int, seed: int = 0, *, split: str = "eval", cache: bool | None = None
+    n: int,
+    size: int,
+    seed: int = 0,
+    *,
+    split: str = "eval",
+    cache: bool | None = None,
+    zoom: int = 1,
+    look: str = "photo",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` (satellite, map, layout) triples where ``sat[i]`` and ``map[i]`` render ``layout[i]``.
 
     ``split="eval"`` (default): the held-out stream :data:`STREAM_EVAL`, never used for training.
     ``split="train"``: the true maps of the training satellites of :func:`unpaired` (same stream,
     same pixels), for supervised upper bounds and per-pixel baselines fit with pairs.
+
+    ``zoom``: each image is the central ``size`` x ``size`` crop of a ``size * zoom`` world, so
+    roads, blocks and rivers are ``zoom`` times wider in pixels (at 32 px and zoom 1 a minor
+    road is one pixel wide). ``look``: the satellite style, one of :data:`LOOKS`.
     """
     _check_args(n, size, seed)
+    _check_view(zoom, look)
     streams = {"eval": STREAM_EVAL, "train": STREAM_TRAIN_SAT}
     if split not in streams:
         raise ValueError(f"split must be 'eval' or 'train', got {split!r}")
-    stream = streams[split]
 
     def make() -> dict[str, np.ndarray]:
-        layouts = generate_layouts(n, size, seed, stream=stream)
-        sat = render_satellite(layouts, seed, stream=stream)
-        return {"sat": sat, "map": render_map(layouts), "layouts": layouts}
+        sat, maps, layouts = _view(n, size, seed, streams[split], zoom, look)
+        return {"sat": sat, "map": maps, "layouts": layouts}
 
-    key = f"paired-{split}-n{n}-s{size}-seed{seed}"
+    key = f"paired-{split}-n{n}-s{size}-seed{seed}{_view_key(zoom, look)}"
     fields = ("sat", "map", "layouts")
-    data = _cached(key, fields, make) if _use_cache(cache, size) else make()
+    data = _cached(key, fields, make) if _use_cache(cache, size * zoom) else make()
     return data["sat"], data["map"], data["layouts"]
+
+
+def _check_view(zoom: int, look: str) -> None:
+    if not isinstance(zoom, int | np.integer) or zoom < 1:
+        raise ValueError(f"zoom must be an int >= 1, got {zoom!r}")
+    if look not in LOOKS:
+        raise ValueError(f"look={look!r} is unknown; known looks: {', '.join(LOOKS)}")
+
+
+def _view_key(zoom: int, look: str) -> str:
+    """Cache-key suffix; empty for the original view, whose files keep their names."""
+    return "" if (zoom, look) == (1, "photo") else f"-z{zoom}-{look}"
+
+
+def _view(
+    n: int, size: int, seed: int, stream: int, zoom: int, look: str | None
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(satellites, maps, layouts)`` of one stream, rendered at ``size * zoom`` and cropped to
+    the central ``size`` px (rendering first keeps shadows and outlines right at the crop's
+    edge). ``look=None`` skips the satellites."""
+    full = size * zoom
+    layouts = generate_layouts(n, full, seed, stream=stream)
+    lo = (full - size) // 2
+
+    def crop(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a[:, lo : lo + size, lo : lo + size])
+
+    sat = None if look is None else crop(render_satellite(layouts, seed, stream=stream, look=look))
+    return sat, crop(render_map(layouts)), crop(layouts)
 
 
 def _use_cache(cache: bool | None, size: int) -> bool:

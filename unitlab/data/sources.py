@@ -26,21 +26,24 @@ def _check_dataset(cfg: TrainConfig) -> None:
 def training_data(cfg: TrainConfig) -> tuple[Tensor, Tensor]:
     """Unpaired images of domain a and domain b, float (N, C, H, W) in [-1, 1]."""
     _check_dataset(cfg)
-    sat, maps = mapworld.unpaired(cfg.data.train_size, cfg.model.image_size, cfg.data.seed)
+    d = cfg.data
+    sat, maps = mapworld.unpaired(
+        d.train_size, cfg.model.image_size, d.seed, zoom=d.zoom, look=d.look
+    )
     return uint8_to_tensor(sat), uint8_to_tensor(maps)
 
 
 def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Held-out paired (domain a, domain b) images, uint8 (N, H, W, C), never seen in training."""
-    _check_dataset(cfg)
-    sat, maps, _ = mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)
+    sat, maps, _ = evaluation_triples(cfg)
     return sat, maps
 
 
 def evaluation_triples(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`evaluation_pairs` with the class labels (N, H, W) of each pair's layout."""
     _check_dataset(cfg)
-    return mapworld.paired(cfg.data.test_size, cfg.model.image_size, cfg.data.seed)
+    d = cfg.data
+    return mapworld.paired(d.test_size, cfg.model.image_size, d.seed, zoom=d.zoom, look=d.look)
 
 
 def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,5 +53,8 @@ def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
     supervision); UNIT itself never sees them paired.
     """
     _check_dataset(cfg)
-    sat, maps, _ = mapworld.paired(n, cfg.model.image_size, cfg.data.seed, split="train")
+    d = cfg.data
+    sat, maps, _ = mapworld.paired(
+        n, cfg.model.image_size, d.seed, split="train", zoom=d.zoom, look=d.look
+    )
     return sat, maps
