@@ -40,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", action="store_true", help="continue the run in OUT/NAME from its checkpoint"
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="print the held-out pixel accuracy every K steps and append it to curve.jsonl "
+        "in the run folder (default 0: only at the end)",
+    )
 
     ce = sub.add_parser(
         "ceiling",
@@ -206,8 +214,13 @@ def _train(args: argparse.Namespace) -> int:
         trainer.load_state_dict(state)
         print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
     data_a, data_b = training_data(cfg)
+    if args.eval_every < 0:
+        raise ValueError(f"--eval-every={args.eval_every} must be >= 0")
     try:
-        trainer.fit(data_a, data_b, run_dir=run_dir, progress=not args.no_progress)
+        for stop in _eval_stops(trainer.step, cfg.steps, args.eval_every):
+            trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=not args.no_progress)
+            if stop < cfg.steps or args.eval_every:
+                _log_curve_point(trainer, cfg, run_dir)
     except NonFiniteLossError as exc:
         print(f"unitlab train: {exc}", file=sys.stderr)
         return 1
@@ -224,6 +237,28 @@ def _train(args: argparse.Namespace) -> int:
         print(format_report(report))
     print(f"run saved in {run_dir}")
     return 0
+
+
+def _eval_stops(step: int, total: int, every: int) -> list[int]:
+    """Where training pauses for an accuracy point: every ``every`` steps, and at the end."""
+    if every <= 0:
+        return [total]
+    return [*range((step // every + 1) * every, total, every), total]
+
+
+def _log_curve_point(trainer, cfg: TrainConfig, run_dir: Path) -> None:
+    from .data.sources import evaluation_pairs
+    from .evaluate import translate_uint8
+    from .metrics import pixel_accuracy
+
+    sat, maps = evaluation_pairs(cfg)
+    point = {
+        "step": trainer.step,
+        "accuracy": pixel_accuracy(translate_uint8(trainer.model, sat), maps),
+    }
+    with open(run_dir / "curve.jsonl", "a") as f:
+        f.write(json.dumps(point) + "\n")
+    print(f"step {point['step']:>6}  held-out pixel accuracy {point['accuracy']:.3f}", flush=True)
 
 
 def _translate(args: argparse.Namespace) -> int:
