@@ -171,3 +171,25 @@ def test_train_eval_every_prints_and_logs_the_curve(tmp_path, capsys):
         )
         == 2
     )
+
+
+@pytest.mark.parametrize(
+    "override,named",
+    [
+        ("checkpoint_every=0", "checkpoint_every=0"),
+        ("log_every=0", "log_every=0"),
+        ("sample_every=0", "sample_every=0"),
+        ("data.train_size=0", "data.train_size=0"),
+        ("model.d_max_channels=0", "model.d_max_channels"),
+        ("model.n_downsample=-1", "model.n_downsample=-1"),
+        ("optim.lr=-0.1", "optim.lr=-0.1"),
+        ("data.zoom=0", "data.zoom=0"),
+        ("data.look=cartoon", "data.look"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, override, named):
+    argv = ["train", "--preset", "tiny", "--out", str(tmp_path), "--no-progress"]
+    assert main([*argv, "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert named in err and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "tiny").exists()  # refused before anything was written

@@ -74,7 +74,11 @@ class ModelConfig:
             )
         if self.d_init not in ("dcgan", "pytorch", "kaiming"):
             raise ValueError(f"model.d_init={self.d_init!r} must be dcgan, pytorch or kaiming")
+        _at_least(
+            0, **{"model.n_downsample": self.n_downsample, "model.n_res_blocks": self.n_res_blocks}
+        )
         for name in (
+            "d_max_channels",
             "base_channels",
             "d_channels",
             "d_layers",
@@ -153,8 +157,17 @@ class TrainConfig:
             raise ValueError(f"loss.gan_mode={self.loss.gan_mode!r} must be vanilla or lsgan")
         from .data.mapworld import LOOKS  # numpy only; no cycle
 
-        if self.data.zoom < 1:
-            raise ValueError(f"data.zoom={self.data.zoom} must be >= 1")
+        _at_least(
+            1,
+            batch_size=self.batch_size,
+            sample_every=self.sample_every,
+            checkpoint_every=self.checkpoint_every,
+            log_every=self.log_every,
+            **{"data.zoom": self.data.zoom, "data.train_size": self.data.train_size},
+            **{"data.test_size": self.data.test_size},
+        )
+        _at_least(0, **{"optim.lr": self.optim.lr, "optim.dis_lr_mult": self.optim.dis_lr_mult})
+        _at_least(0, **{f"loss.{k}": getattr(self.loss, k) for k in _LOSS_WEIGHTS})
         if self.data.look not in LOOKS:
             raise ValueError(f"data.look={self.data.look!r} must be one of {', '.join(LOOKS)}")
 
@@ -165,6 +178,16 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild a config, refusing unknown fields (a typo must not silently do nothing)."""
         return _from_dict(cls, data, prefix="")
+
+
+_LOSS_WEIGHTS = ("gan", "kl", "recon", "cycle_kl", "cycle")
+
+
+def _at_least(bound: float, **values: float) -> None:
+    """Refuse the first value below ``bound``, naming its field and value."""
+    for name, value in values.items():
+        if value < bound:
+            raise ValueError(f"{name}={value} must be >= {bound}")
 
 
 def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
