@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unitlab",
         description="UNIT: unsupervised image-to-image translation (Liu et al., NIPS 2017).",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser(
@@ -135,7 +136,7 @@ def _add_preset_options(parser: argparse.ArgumentParser) -> None:
     """The options that build a :class:`TrainConfig` (read back by :func:`_config_from_args`)."""
     parser.add_argument(
         "--preset",
-        default="mapworld32",
+        default=None,
         choices=sorted(PRESETS),
         help="named configuration (default: mapworld32)",
     )
@@ -159,6 +160,9 @@ def _add_set_option(parser: argparse.ArgumentParser, example: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "preset") and args.command in ("train", "ceiling"):
+        args.preset_given = args.preset is not None  # --resume refuses an explicit other one
+        args.preset = args.preset or "mapworld32"
     handlers = {
         "train": _train,
         "translate": _translate,
@@ -170,9 +174,24 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"unitlab {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:  # bad input or configuration, a path, a full disk
+        if args.debug:
+            raise
+        print(f"unitlab {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside the training loop, which saves and explains itself
+        if args.debug:
+            raise
+        print(f"unitlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line; OS errors keep their path and reason (``[Errno 28] ...``)."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        text = f"{type(exc).__name__}: {text}"
+    return " ".join(text.split())
 
 
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -190,32 +209,49 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .run import RunLock
+
+    if args.eval_every < 0:
+        raise ValueError(f"--eval-every={args.eval_every} must be >= 0")
+    run_dir = Path(args.out) / (args.name or args.preset)
+    requested = None if args.resume else _config_from_args(args)  # refuse bad values first
+    with RunLock(run_dir):  # one process per run folder; released however this one ends
+        return _train_in(run_dir, args, requested)
+
+
+def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | None) -> int:
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .data.sources import training_data
     from .evaluate import evaluate_run, format_report
     from .trainer import NonFiniteLossError, Trainer
 
-    run_dir = Path(args.out) / (args.name or args.preset)
     checkpoint = run_dir / CHECKPOINT_NAME
     if args.resume:
         state = load_checkpoint(checkpoint)  # read once: it holds both the config and weights
         cfg = TrainConfig.from_dict(state["config"])
+        _refuse_changes_on_resume(args, cfg)
         if args.steps is not None:
             cfg.steps = args.steps
+            cfg.validate()
     else:
         if checkpoint.exists():
             raise ValueError(
                 f"{run_dir} already holds a run; pass --resume to continue it or "
                 f"--name to start another (nothing was overwritten)"
             )
-        cfg = _config_from_args(args)
+        cfg = requested
     trainer = Trainer(cfg)
     if args.resume:
+        from .run import truncate_logs
+
         trainer.load_state_dict(state)
+        truncate_logs(run_dir, trainer.step)
+        if cfg.steps < trainer.step:
+            raise ValueError(
+                f"--steps {cfg.steps} is below the {trainer.step} steps {run_dir} has done"
+            )
         print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
     data_a, data_b = training_data(cfg)
-    if args.eval_every < 0:
-        raise ValueError(f"--eval-every={args.eval_every} must be >= 0")
     try:
         for stop in _eval_stops(trainer.step, cfg.steps, args.eval_every):
             trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=not args.no_progress)
@@ -225,11 +261,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"unitlab train: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted at step {trainer.step}; the checkpoint in {run_dir} was saved at "
-            f"that step: continue with --resume",
-            file=sys.stderr,
-        )
+        print(f"\ninterrupted at step {trainer.step}; {_saved_step(checkpoint)}", file=sys.stderr)
         return 130
     report = evaluate_run(trainer.model, cfg, train_maps=data_b)
     if report is not None:
@@ -237,6 +269,37 @@ def _train(args: argparse.Namespace) -> int:
         print(format_report(report))
     print(f"run saved in {run_dir}")
     return 0
+
+
+def _refuse_changes_on_resume(args: argparse.Namespace, saved: TrainConfig) -> None:
+    """``--resume`` continues the saved config: a requested change it cannot honour is an error
+    naming each field (only ``--steps`` may change, to extend or end a run)."""
+    from .checkpoint import config_mismatch
+
+    requested = apply_overrides(TrainConfig.from_dict(saved.to_dict()), args.overrides)
+    for field, value in (("batch_size", args.batch_size), ("seed", args.seed)):
+        if value is not None:
+            setattr(requested, field, value)
+    if args.preset_given and args.preset != saved.preset:
+        requested.preset = args.preset
+    diffs = config_mismatch(saved.to_dict(), requested.to_dict())
+    if diffs:
+        raise ValueError(
+            "--resume continues the saved config and cannot change "
+            + "; ".join(diffs).replace("checkpoint has", "saved").replace("config has", "asked")
+            + " (start a new run with --name instead)"
+        )
+
+
+def _saved_step(checkpoint: Path) -> str:
+    """What is on disk, read back from the checkpoint itself (not what was meant to be)."""
+    from .checkpoint import load_checkpoint
+
+    try:
+        step = int(load_checkpoint(checkpoint)["step"])
+    except (ValueError, OSError):
+        return f"no readable checkpoint in {checkpoint.parent}: nothing to resume from"
+    return f"the checkpoint in {checkpoint.parent} holds step {step}: continue with --resume"
 
 
 def _eval_stops(step: int, total: int, every: int) -> list[int]:
