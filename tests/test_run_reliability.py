@@ -158,3 +158,68 @@ def test_a_full_disk_is_one_line_and_keeps_the_previous_checkpoint(tmp_path, cap
     run = tmp_path / "tiny"
     assert load_checkpoint(run)["step"] == 2 and not list(run.glob(".*.tmp"))
     assert isinstance(torch.load(run / "checkpoint.pt", weights_only=True), dict)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    assert (
+        main(["train", "--preset", "tiny", "--steps", "2", "--out", str(out), "--no-progress"]) == 0
+    )
+    return out / "tiny"
+
+
+def _png(path, size=(20, 24)):
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mpimg.imsave(path, np.random.default_rng(0).random((*size, 3)).astype("float32"))
+    return path
+
+
+def _translate(run, out, *inputs, extra=()):
+    return main(
+        ["translate", "--checkpoint", str(run), *map(str, inputs), "--out", str(out), *extra]
+    )
+
+
+def test_translate_keeps_same_named_inputs_apart_and_never_overwrites(tiny_run, tmp_path, capsys):
+    x, y = _png(tmp_path / "in" / "x" / "s.png"), _png(tmp_path / "in" / "y" / "s.png")
+    out = tmp_path / "o"
+    assert _translate(tiny_run, out, x, y) == 0
+    assert (out / "x" / "s_a2b.png").is_file() and (out / "y" / "s_a2b.png").is_file()
+    before = (out / "x" / "s_a2b.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert _translate(tiny_run, out, x, y) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "x" / "s_a2b.png").stat().st_mtime_ns == before
+    assert _translate(tiny_run, out, x, y, extra=["--overwrite"]) == 0
+    assert _translate(tiny_run, tmp_path / "flat", x) == 0  # one folder: flat names as before
+    assert (tmp_path / "flat" / "s_a2b.png").is_file()
+
+
+def test_translate_reads_every_input_before_writing_any(tiny_run, tmp_path, capsys):
+    good1, good2 = _png(tmp_path / "a.png"), _png(tmp_path / "c.png")
+    bad = tmp_path / "b.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    out = tmp_path / "o"
+    assert _translate(tiny_run, out, good1, bad, good2) == 2
+    assert "b.png" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_translate_refuses_huge_images_from_the_header(tiny_run, tmp_path, capsys):
+    from PIL import Image
+
+    from unitlab.images import default_max_pixels
+
+    side = 4200  # 17.6 M pixels > (128 * 16)^2 for the 16 px tiny model; a few KB as PNG
+    assert side * side > default_max_pixels(16)
+    Image.new("L", (side, side)).save(tmp_path / "huge.png")
+    assert _translate(tiny_run, tmp_path / "o", tmp_path / "huge.png") == 2
+    err = capsys.readouterr().err
+    assert "17,640,000 pixels" in err and "--max-pixels" in err
+    small = _png(tmp_path / "small.png", (40, 40))
+    assert _translate(tiny_run, tmp_path / "o2", small, extra=["--max-pixels", "1000"]) == 2
+    assert _translate(tiny_run, tmp_path / "o3", small, extra=["--max-pixels", "2000"]) == 0

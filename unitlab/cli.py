@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--direction", default="a2b", choices=["a2b", "b2a"])
     tr.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     tr.add_argument("--out", required=True, help="output folder")
+    tr.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    tr.add_argument(
+        "--max-pixels",
+        type=int,
+        metavar="N",
+        help="refuse larger input images (default: (128 x the model's image size)^2)",
+    )
 
     ev = sub.add_parser("evaluate", help="pixel accuracy of a map-world checkpoint vs baselines")
     ev.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE")
@@ -325,22 +333,40 @@ def _log_curve_point(trainer, cfg: TrainConfig, run_dir: Path) -> None:
 
 
 def _translate(args: argparse.Namespace) -> int:
+    """Translate every input, or none: all inputs are read and all output names checked
+    before the first file is written, so a bad file in the list loses nothing."""
     from .images import load_image, save_image
     from .inference import load_model
 
     model, cfg = load_model(args.checkpoint)
     src = args.direction[0]
     channels = cfg.model.channels_a if src == "a" else cfg.model.channels_b
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     files = list(_expand_inputs(args.inputs))
-    for path in files:
-        x = load_image(path, cfg.model.image_size, channels)
+    targets = _output_paths(files, Path(args.out), args.direction)
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise ValueError(
+            f"{len(existing)} output(s) exist, e.g. {existing[0]}; pass --overwrite to replace "
+            f"them (nothing was written)"
+        )
+    images = [load_image(p, cfg.model.image_size, channels, args.max_pixels) for p in files]
+    for path, x, target in zip(files, images, targets, strict=True):
         y = model.translate(x.unsqueeze(0), args.direction)[0]
-        target = out / f"{path.stem}_{args.direction}.png"
         save_image(y, target)
         print(f"{path} -> {target}")
     return 0
+
+
+def _output_paths(files: list[Path], out: Path, direction: str) -> list[Path]:
+    """``<out>/<path relative to the inputs' common folder>/<stem>_<direction>.png``: inputs
+    of one folder keep flat names; same-named files from different folders mirror the input
+    tree instead of overwriting each other."""
+    parents = [p.resolve().parent for p in files]
+    common = Path(os.path.commonpath(parents)) if parents else Path()
+    return [
+        out / parent.relative_to(common) / f"{p.stem}_{direction}.png"
+        for p, parent in zip(files, parents, strict=True)
+    ]
 
 
 def _expand_inputs(inputs: list[str]):

@@ -137,13 +137,35 @@ def _write_png(image: np.ndarray, path: str | Path) -> None:
     matplotlib.image.imsave(path, image, format="png", **kwargs)
 
 
-def load_image(path: str | Path, size: int, channels: int = 3) -> Tensor:
+def default_max_pixels(size: int) -> int:
+    """The largest image :func:`load_image` decodes for a model of ``size`` px: 128 times the
+    model's side on each side (a 4096 x 4096 photo for a 32 px model), far beyond any useful
+    input, far below what exhausts memory (a 20000 x 20000 PNG needs ~7 GB decoded)."""
+    return (128 * size) ** 2
+
+
+def image_pixels(path: str | Path) -> int:
+    """Width x height from the file's header, without decoding the pixels."""
+    from PIL import Image  # a matplotlib dependency
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception as exc:  # Pillow raises many types for bad files
+        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    return width * height
+
+
+def load_image(
+    path: str | Path, size: int, channels: int = 3, max_pixels: int | None = None
+) -> Tensor:
     """Read a PNG or JPEG as a model input (channels, size, size) on [-1, 1].
 
     The shorter side is resized to ``size`` (antialiased bilinear, i.e. area-like when
     shrinking) and the centre cropped, so the aspect ratio is kept. Grey <-> RGB is converted to
     ``channels`` (luma, ITU-R BT.601); alpha is dropped. An unreadable file raises ValueError
-    naming it; a missing one FileNotFoundError.
+    naming it; a missing one FileNotFoundError; one of more than ``max_pixels`` (default
+    :func:`default_max_pixels`) a ValueError read from its header, before any decoding.
     """
     import matplotlib.image  # JPEG goes through Pillow, a matplotlib dependency
 
@@ -152,6 +174,13 @@ def load_image(path: str | Path, size: int, channels: int = 3) -> Tensor:
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     if not path.is_file():
         raise FileNotFoundError(f"image file {path} does not exist")
+    limit = default_max_pixels(size) if max_pixels is None else max_pixels
+    pixels = image_pixels(path)
+    if pixels > limit:
+        raise ValueError(
+            f"image {path} has {pixels:,} pixels, more than the limit of {limit:,} "
+            f"(raise it with --max-pixels)"
+        )
     try:
         x = np.asarray(matplotlib.image.imread(path))
     except Exception as exc:  # Pillow and matplotlib raise many types for bad files
