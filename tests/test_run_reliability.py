@@ -223,3 +223,25 @@ def test_translate_refuses_huge_images_from_the_header(tiny_run, tmp_path, capsy
     small = _png(tmp_path / "small.png", (40, 40))
     assert _translate(tiny_run, tmp_path / "o2", small, extra=["--max-pixels", "1000"]) == 2
     assert _translate(tiny_run, tmp_path / "o3", small, extra=["--max-pixels", "2000"]) == 0
+
+
+def test_mismatched_checkpoints_and_cpu_triton_are_one_line_errors(
+    tiny_run, tmp_path, capsys, monkeypatch
+):
+    state = torch.load(tiny_run / "checkpoint.pt", weights_only=True)
+    state["config"]["model"]["base_channels"] = 4  # the config no longer describes the weights
+    torch.save(state, tmp_path / "bad.pt")
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "bad.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "do not match its own config" in err and "\n" not in err
+
+    run_dir = tmp_path / "runs"
+    (run_dir / "x").mkdir(parents=True)
+    (run_dir / "x" / "checkpoint.pt").write_bytes((tiny_run / "checkpoint.pt").read_bytes())
+    argv = ["adapt", "--source", "usps", "--target", "mnist", "--resume", "--out", str(run_dir)]
+    assert main([*argv, "--name", "x"]) == 2
+    assert "not a digit-adaptation checkpoint" in capsys.readouterr().err
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert train_tiny(tmp_path, "--name", "t", "--set", "kernels=triton") == 2
+    assert "kernels=triton needs a CUDA device" in capsys.readouterr().err

@@ -434,13 +434,20 @@ def _ablation(args: argparse.Namespace) -> int:
 def _adapt(args: argparse.Namespace) -> int:
     from . import adapt_report
     from .adapt_trainer import AdaptConfig, adapt_preset, config_split, run_adaptation
-    from .checkpoint import load_checkpoint
+    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .trainer import NonFiniteLossError
 
     device = _device(args.device)
     run_dir = Path(args.out) / (args.name or f"adapt-{args.source}-{args.target}")
     if args.resume:
-        cfg = AdaptConfig(**load_checkpoint(run_dir / "checkpoint.pt")["config"])
+        saved = load_checkpoint(run_dir / CHECKPOINT_NAME)["config"]
+        try:
+            cfg = AdaptConfig(**saved)
+        except TypeError:  # e.g. a `unitlab train` checkpoint
+            raise ValueError(
+                f"{run_dir / CHECKPOINT_NAME} is not a digit-adaptation checkpoint "
+                f"(written by `unitlab train`?); resume it with the command that wrote it"
+            ) from None
         if args.steps is not None:
             cfg.steps = args.steps
     else:

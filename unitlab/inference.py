@@ -18,5 +18,11 @@ def load_model(
     state = load_checkpoint(run_or_file, map_location=device)
     cfg = TrainConfig.from_dict(state["config"])
     model = UNIT(cfg.model).to(device)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as exc:  # weights of another architecture than the config's
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ValueError(
+            f"checkpoint {run_or_file}: its weights do not match its own config ({first})"
+        ) from exc
     return model.eval(), cfg

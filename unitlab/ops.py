@@ -40,6 +40,11 @@ def set_backend(name: str | None) -> None:
     _backend = name
 
 
+def interpreting() -> bool:
+    """Whether Triton kernels would run in the CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def get_backend() -> str:
     """The backend in force: the one set by :func:`set_backend`, else ``$UNITLAB_KERNELS``."""
     if _backend is not None:

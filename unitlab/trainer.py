@@ -57,6 +57,11 @@ class Trainer:
         self.device = torch.device(device)
         # "auto" defers to UNITLAB_KERNELS / the device; a forced backend must not leak into
         # the next Trainer of the same process, so it is set (or cleared) on every construction.
+        if cfg.kernels == "triton" and self.device.type != "cuda" and not ops.interpreting():
+            raise ValueError(
+                "kernels=triton needs a CUDA device (or TRITON_INTERPRET=1 to run the kernels "
+                "slowly on the CPU); use kernels=auto or torch here"
+            )
         ops.set_backend(None if cfg.kernels == "auto" else cfg.kernels)
         torch.manual_seed(cfg.seed)
         self.model = UNIT(cfg.model).to(self.device)
