@@ -12,7 +12,7 @@ from unitlab.trainer import Trainer
 
 
 def _train_step(backend: str, x_a, x_b, device):
-    """One ``train_step`` (D step, then E/G step) at the ``tiny`` preset; losses and grads.
+    """One ``train_step`` (E/G step, then D step) at the ``tiny`` preset; losses and grads.
 
     After the step every parameter still holds the gradient of its own update: the
     discriminators' from the D step, the encoders'/generators' from the E/G step.
