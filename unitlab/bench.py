@@ -78,8 +78,9 @@ def train_table(device: torch.device, repeats: int, cases=TRAIN_CASES) -> str:
     lines = [
         "# Training-step benchmark",
         "",
-        f"Made by `python -m unitlab.bench train --repeats {repeats} --out docs/benchmarks.md`.",
-        f"One iteration = a discriminator step + an encoder/generator step, on random images; "
+        f"Made by `python -m unitlab.bench train --repeats {repeats} --out docs/benchmarks.md`"
+        + (f" `--only {' '.join(f'{p}:{b}' for p, b in cases)}`." if cases != TRAIN_CASES else "."),
+        f"One iteration = an encoder/generator step + a discriminator step, on random images; "
         f"median of {repeats} after 2 warm-up steps. Machine: {machine_description(device)}.",
         "",
         "| preset | image | batch | ms / step | images / s (per domain) |",
@@ -100,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", nargs="?", default="train", choices=["train", "kernels"])
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PRESET:BATCH",
+        help="time only these cases (e.g. mapworld32:8); default: "
+        + " ".join(f"{p}:{b}" for p, b in TRAIN_CASES),
+    )
     args, rest = parser.parse_known_args(argv)
     if args.what == "kernels":
         from .kernels.bench import main as kernels_main
@@ -108,7 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    table = train_table(device, args.repeats)
+    cases = TRAIN_CASES
+    if args.only:
+        try:
+            cases = [(p, int(b)) for p, b in (case.split(":") for case in args.only)]
+        except ValueError:
+            parser.error(f"--only takes PRESET:BATCH cases, got {' '.join(args.only)}")
+    table = train_table(device, args.repeats, cases)
     print(table)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
