@@ -245,3 +245,41 @@ def test_mismatched_checkpoints_and_cpu_triton_are_one_line_errors(
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     assert train_tiny(tmp_path, "--name", "t", "--set", "kernels=triton") == 2
     assert "kernels=triton needs a CUDA device" in capsys.readouterr().err
+
+
+def test_an_output_folder_that_cannot_be_used_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--preset", "tiny", "--out", str(blocker), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "a_file" in err and "\n" not in err and "Traceback" not in err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.geteuid() == 0:  # root writes anywhere: make the folder refuse, as for a user
+        import unitlab.run
+
+        def refuse(self):
+            raise PermissionError(errno.EACCES, "Permission denied", str(locked))
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(unitlab.run.RunLock, "acquire", refuse)
+            assert main(["train", "--preset", "tiny", "--out", str(locked), "--no-progress"]) == 2
+    else:
+        assert main(["train", "--preset", "tiny", "--out", str(locked), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "PermissionError" in err and "\n" not in err
+
+
+def test_an_interrupt_during_start_up_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
+    import unitlab.data.sources as sources
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "training_data", interrupted)
+    assert train_tiny(tmp_path, "--steps", "3") == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "unitlab train: interrupted"
+    assert not (tmp_path / "tiny" / "checkpoint.pt").exists()
+    monkeypatch.undo()
+    assert train_tiny(tmp_path, "--steps", "3") == 0  # the lock went with the interrupted run

@@ -432,10 +432,9 @@ def _ablation(args: argparse.Namespace) -> int:
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from . import adapt_report
-    from .adapt_trainer import AdaptConfig, adapt_preset, config_split, run_adaptation
+    from .adapt_trainer import AdaptConfig, adapt_preset, config_split
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from .trainer import NonFiniteLossError
+    from .run import RunLock
 
     device = _device(args.device)
     run_dir = Path(args.out) / (args.name or f"adapt-{args.source}-{args.target}")
@@ -451,7 +450,7 @@ def _adapt(args: argparse.Namespace) -> int:
         if args.steps is not None:
             cfg.steps = args.steps
     else:
-        if (run_dir / "checkpoint.pt").exists():
+        if (run_dir / CHECKPOINT_NAME).exists():
             raise ValueError(
                 f"{run_dir} already holds a run; pass --resume to continue it or "
                 f"--name to start another (nothing was overwritten)"
@@ -463,6 +462,15 @@ def _adapt(args: argparse.Namespace) -> int:
         cfg.validate()
     split = config_split(cfg, args.data_root or None)
     print(split.protocol)
+    with RunLock(run_dir):  # one process per run folder, as for `unitlab train`
+        return _adapt_in(run_dir, args, cfg, split, device)
+
+
+def _adapt_in(run_dir: Path, args: argparse.Namespace, cfg, split, device) -> int:
+    from . import adapt_report
+    from .adapt_trainer import run_adaptation
+    from .trainer import NonFiniteLossError
+
     baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir, device)
     try:
         final = run_adaptation(
