@@ -129,48 +129,13 @@ def test_presets_and_help(capsys):
 
 
 def test_train_eval_every_prints_and_logs_the_curve(tmp_path, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "tiny",
-                "--steps",
-                "5",
-                "--eval-every",
-                "2",
-                "--out",
-                str(tmp_path),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    curve = [
-        json.loads(line) for line in (tmp_path / "tiny" / "curve.jsonl").read_text().splitlines()
-    ]
+    assert train_tiny(tmp_path, "--steps", "5", "--eval-every", "2") == 0
+    lines = (tmp_path / "tiny" / "curve.jsonl").read_text().splitlines()
+    curve = [json.loads(line) for line in lines]
     assert [p["step"] for p in curve] == [2, 4, 5]
     assert all(0 <= p["accuracy"] <= 1 for p in curve)
     assert "step      4  held-out pixel accuracy" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "tiny",
-                "--steps",
-                "5",
-                "--eval-every",
-                "-1",
-                "--out",
-                str(tmp_path),
-                "--name",
-                "bad",
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    assert train_tiny(tmp_path, "--steps", "5", "--eval-every", "-1", "--name", "bad") == 2
 
 
 @pytest.mark.parametrize(
