@@ -229,7 +229,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | None) -> int:
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from .data.sources import training_data
+    from .data.sources import evaluation_pairs, training_data
     from .evaluate import evaluate_run, format_report
     from .trainer import NonFiniteLossError, Trainer
 
@@ -261,10 +261,11 @@ def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | 
         print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
     data_a, data_b = training_data(cfg)
     try:
+        held_out = evaluation_pairs(cfg) if args.eval_every else None  # generated once
         for stop in _eval_stops(trainer.step, cfg.steps, args.eval_every):
             trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=not args.no_progress)
-            if stop < cfg.steps or args.eval_every:
-                _log_curve_point(trainer, cfg, run_dir)
+            if held_out is not None:
+                _log_curve_point(trainer, held_out, run_dir)
     except NonFiniteLossError as exc:
         print(f"unitlab train: {exc}", file=sys.stderr)
         return 1
@@ -317,12 +318,11 @@ def _eval_stops(step: int, total: int, every: int) -> list[int]:
     return [*range((step // every + 1) * every, total, every), total]
 
 
-def _log_curve_point(trainer, cfg: TrainConfig, run_dir: Path) -> None:
-    from .data.sources import evaluation_pairs
+def _log_curve_point(trainer, held_out: tuple, run_dir: Path) -> None:
     from .evaluate import translate_uint8
     from .metrics import pixel_accuracy
 
-    sat, maps = evaluation_pairs(cfg)
+    sat, maps = held_out
     point = {
         "step": trainer.step,
         "accuracy": pixel_accuracy(translate_uint8(trainer.model, sat), maps),
