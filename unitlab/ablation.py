@@ -73,8 +73,7 @@ def run_variant(
     """Train one variant with one seed; return its record (and write its small files)."""
     from .bench import machine_description
     from .data.sources import evaluation_pairs, training_data
-    from .evaluate import translate_uint8
-    from .metrics import pixel_accuracy
+    from .evaluate import train_with_curve, translate_uint8
     from .trainer import Trainer
 
     cfg = variant_config(name, preset, steps)
@@ -84,12 +83,8 @@ def run_variant(
     data_a, data_b = training_data(cfg)
     sat, maps = evaluation_pairs(cfg)
     trainer = Trainer(cfg)
-    curve: list[tuple[int, float]] = []
     start = time.perf_counter()
-    for stop in [*range(eval_every, cfg.steps, eval_every), cfg.steps]:
-        trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=False)
-        accuracy = pixel_accuracy(translate_uint8(trainer.model, sat), maps)
-        curve.append((trainer.step, accuracy))
+    curve = train_with_curve(trainer, data_a, data_b, (sat, maps), eval_every, run_dir)
     seconds = time.perf_counter() - start
     (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # the records stay small
     samples = run_dir / "samples"

@@ -230,7 +230,7 @@ def _train(args: argparse.Namespace) -> int:
 def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | None) -> int:
     from .checkpoint import CHECKPOINT_NAME, load_checkpoint
     from .data.sources import evaluation_pairs, training_data
-    from .evaluate import evaluate_run, format_report
+    from .evaluate import evaluate_run, format_report, train_with_curve
     from .trainer import NonFiniteLossError, Trainer
 
     checkpoint = run_dir / CHECKPOINT_NAME
@@ -261,11 +261,19 @@ def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | 
         print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
     data_a, data_b = training_data(cfg)
     try:
-        held_out = evaluation_pairs(cfg) if args.eval_every else None  # generated once
-        for stop in _eval_stops(trainer.step, cfg.steps, args.eval_every):
-            trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=not args.no_progress)
-            if held_out is not None:
-                _log_curve_point(trainer, held_out, run_dir)
+        if args.eval_every:
+            train_with_curve(
+                trainer,
+                data_a,
+                data_b,
+                evaluation_pairs(cfg),
+                args.eval_every,
+                run_dir,
+                progress=not args.no_progress,
+                on_point=lambda step, accuracy: _log_curve_point(step, accuracy, run_dir),
+            )
+        else:
+            trainer.fit(data_a, data_b, run_dir=run_dir, progress=not args.no_progress)
     except NonFiniteLossError as exc:
         print(f"unitlab train: {exc}", file=sys.stderr)
         return 1
@@ -311,25 +319,10 @@ def _saved_step(checkpoint: Path) -> str:
     return f"the checkpoint in {checkpoint.parent} holds step {step}: continue with --resume"
 
 
-def _eval_stops(step: int, total: int, every: int) -> list[int]:
-    """Where training pauses for an accuracy point: every ``every`` steps, and at the end."""
-    if every <= 0:
-        return [total]
-    return [*range((step // every + 1) * every, total, every), total]
-
-
-def _log_curve_point(trainer, held_out: tuple, run_dir: Path) -> None:
-    from .evaluate import translate_uint8
-    from .metrics import pixel_accuracy
-
-    sat, maps = held_out
-    point = {
-        "step": trainer.step,
-        "accuracy": pixel_accuracy(translate_uint8(trainer.model, sat), maps),
-    }
+def _log_curve_point(step: int, accuracy: float, run_dir: Path) -> None:
     with open(run_dir / "curve.jsonl", "a") as f:
-        f.write(json.dumps(point) + "\n")
-    print(f"step {point['step']:>6}  held-out pixel accuracy {point['accuracy']:.3f}", flush=True)
+        f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
+    print(f"step {step:>6}  held-out pixel accuracy {accuracy:.3f}", flush=True)
 
 
 def _translate(args: argparse.Namespace) -> int:

@@ -51,8 +51,7 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from .data.sources import evaluation_pairs, training_data
-    from .evaluate import translate_uint8
-    from .metrics import pixel_accuracy
+    from .evaluate import train_with_curve
     from .trainer import Trainer
 
     if job["threads"]:  # a worker process of its own; in-process runs keep the caller's setting
@@ -61,13 +60,9 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     cfg.seed, cfg.steps = job["seed"], job["steps"]
     cfg.validate()
     data_a, data_b = training_data(cfg)
-    sat, maps = evaluation_pairs(cfg)
     trainer = Trainer(cfg, device=job["device"])
-    curve, start = [], time.perf_counter()
-    every = job["eval_every"]
-    for stop in [*range(every, cfg.steps, every), cfg.steps]:
-        trainer.fit(data_a, data_b, steps=stop, progress=False)
-        curve.append((trainer.step, pixel_accuracy(translate_uint8(trainer.model, sat), maps)))
+    start = time.perf_counter()
+    curve = train_with_curve(trainer, data_a, data_b, evaluation_pairs(cfg), job["eval_every"])
     return {
         "recipe": job["name"],
         "preset": job["preset"],
