@@ -64,13 +64,18 @@ def load_checkpoint(run_or_file: str | Path, map_location: str | torch.device = 
     return state
 
 
-def config_mismatch(saved: dict[str, Any], current: dict[str, Any], prefix: str = "") -> list[str]:
-    """List ``field: saved != current`` for every differing leaf of two config dicts."""
+def config_mismatch(
+    saved: dict[str, Any],
+    current: dict[str, Any],
+    prefix: str = "",
+    names: tuple[str, str] = ("checkpoint", "config"),
+) -> list[str]:
+    """List ``field: <names[0]> has saved, <names[1]> has current`` for every differing leaf."""
     diffs = []
     for key in sorted(set(saved) | set(current)):
         a, b = saved.get(key), current.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += config_mismatch(a, b, f"{prefix}{key}.")
+            diffs += config_mismatch(a, b, f"{prefix}{key}.", names)
         elif a != b:
-            diffs.append(f"{prefix}{key}: checkpoint has {a!r}, config has {b!r}")
+            diffs.append(f"{prefix}{key}: {names[0]} has {a!r}, {names[1]} has {b!r}")
     return diffs

@@ -299,11 +299,11 @@ def _refuse_changes_on_resume(args: argparse.Namespace, saved: TrainConfig) -> N
             setattr(requested, field, value)
     if args.preset_given and args.preset != saved.preset:
         requested.preset = args.preset
-    diffs = config_mismatch(saved.to_dict(), requested.to_dict())
+    diffs = config_mismatch(saved.to_dict(), requested.to_dict(), names=("the run", "you ask"))
     if diffs:
         raise ValueError(
             "--resume continues the saved config and cannot change "
-            + "; ".join(diffs).replace("checkpoint has", "saved").replace("config has", "asked")
+            + "; ".join(diffs)
             + " (start a new run with --name instead)"
         )
 
