@@ -71,9 +71,9 @@ def run_variant(
     eval_every: int = 100,
 ) -> dict[str, Any]:
     """Train one variant with one seed; return its record (and write its small files)."""
-    from .bench import machine_description
     from .data.sources import evaluation_pairs, training_data
     from .evaluate import train_with_curve, translate_uint8
+    from .machine import machine_description
     from .trainer import Trainer
 
     cfg = variant_config(name, preset, steps)

@@ -18,8 +18,8 @@ import torch
 
 from .adapt import train_source_only
 from .adapt_trainer import PAPER, AdaptConfig
-from .bench import machine_description
 from .data.adaptation import NAMES, AdaptationSplit
+from .machine import machine_description
 
 RESULT = "result.json"
 BASELINE = "source_only.json"

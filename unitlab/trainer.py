@@ -18,6 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,14 +56,11 @@ class Trainer:
         cfg.validate()
         self.cfg = cfg
         self.device = torch.device(device)
-        # "auto" defers to UNITLAB_KERNELS / the device; a forced backend must not leak into
-        # the next Trainer of the same process, so it is set (or cleared) on every construction.
         if cfg.kernels == "triton" and self.device.type != "cuda" and not ops.interpreting():
             raise ValueError(
                 "kernels=triton needs a CUDA device (or TRITON_INTERPRET=1 to run the kernels "
                 "slowly on the CPU); use kernels=auto or torch here"
             )
-        ops.set_backend(None if cfg.kernels == "auto" else cfg.kernels)
         torch.manual_seed(cfg.seed)
         self.model = UNIT(cfg.model).to(self.device)
         o = cfg.optim
@@ -167,10 +165,21 @@ class Trainer:
         check_images(x_a, cfg.channels_a, cfg.image_size, "domain a batch")
         check_images(x_b, cfg.channels_b, cfg.image_size, "domain b batch")
         self.model.train()
-        out = self.gen_step(x_a, x_b)
-        out = {**self.dis_step(x_a, x_b, self.last_translations), **out}
+        with self.kernel_backend():
+            out = self.gen_step(x_a, x_b)
+            out = {**self.dis_step(x_a, x_b, self.last_translations), **out}
         self.step += 1
         return out
+
+    def kernel_backend(self) -> AbstractContextManager[None]:
+        """The kernel backend of this run's steps, in force only while they run.
+
+        ``kernels=torch|triton`` forces one for this trainer alone; ``auto`` follows whatever
+        is in force around it (``ops.use_backend``, ``UNITLAB_KERNELS``, else Triton on CUDA).
+        Never set globally from here: a trainer must not change what other code runs.
+        """
+        kernels = self.cfg.kernels
+        return nullcontext() if kernels == "auto" else ops.use_backend(kernels)
 
     def _check_finite(self, values: dict[str, Tensor]) -> None:
         bad = [k for k, v in values.items() if not torch.isfinite(v).all()]

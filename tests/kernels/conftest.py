@@ -29,7 +29,7 @@ def device() -> str:
 
 @pytest.fixture(autouse=True)
 def _restore_backend():
-    """Each test starts from, and leaves, the backend as it found it (the Trainer sets it)."""
+    """Each test starts from, and leaves, the backend as it found it."""
     previous = ops._backend
     yield
     ops.set_backend(previous)

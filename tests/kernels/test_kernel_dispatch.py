@@ -84,3 +84,42 @@ def test_forced_triton_without_triton_is_a_clear_error(monkeypatch, x):
         ops.instance_norm_act(x)
     with ops.use_backend("auto"):
         assert not ops.uses_triton(x)  # auto falls back to the reference instead
+
+
+def _backends_seen_in_a_step(monkeypatch, kernels: str) -> set[str]:
+    """The backend in force at every op call of one ``train_step`` of a ``tiny`` Trainer."""
+    from unitlab.config import get_preset
+    from unitlab.trainer import Trainer
+
+    seen = set()
+    original = ops.uses_triton
+
+    def recording(x):
+        seen.add(ops.get_backend())
+        return original(x)
+
+    monkeypatch.setattr(ops, "uses_triton", recording)
+    cfg = get_preset("tiny")
+    cfg.kernels = kernels
+    trainer = Trainer(cfg)
+    x = torch.rand(cfg.batch_size, 3, cfg.model.image_size, cfg.model.image_size) * 2 - 1
+    trainer.train_step(x, x)
+    return seen
+
+
+def test_trainer_honours_an_enclosing_use_backend(monkeypatch):
+    """kernels=auto follows the backend in force around the trainer (as the kernel
+    benchmark's step table relies on), and constructing a trainer changes nothing."""
+    with ops.use_backend("torch"):
+        assert _backends_seen_in_a_step(monkeypatch, "auto") == {"torch"}
+        assert ops.get_backend() == "torch"
+    with ops.use_backend("auto"):
+        assert _backends_seen_in_a_step(monkeypatch, "auto") == {"auto"}
+
+
+def test_a_trainers_forced_backend_stays_inside_its_steps(monkeypatch):
+    """kernels=torch rules the trainer's steps only: before and after, the enclosing
+    setting is in force again (no trainer leaks its choice into other code)."""
+    with ops.use_backend("auto"):
+        assert _backends_seen_in_a_step(monkeypatch, "torch") == {"torch"}
+        assert ops.get_backend() == "auto"

@@ -1,24 +1,22 @@
-"""Benchmarks (not tests): ``python -m unitlab.bench [train|kernels] [--out FILE]``.
+"""Training-step benchmark (not a test): ``python -m benchmarks.train_step [--out FILE]``.
 
-``train`` times one full UNIT iteration (discriminator step + encoder/generator step) for the
-default preset and the paper's architecture at 64x64 and 128x128, batch 1 and 8, on whatever
-device is present: the median of several steps after warm-up. ``kernels`` hands over to the
-Triton kernel benchmark in :mod:`unitlab.kernels.bench` (it needs a CUDA GPU).
+Times one full UNIT iteration (encoder/generator step + discriminator step) for the default
+preset and the paper's architecture at 64x64 and 128x128, batch 1 and 8, on whatever device is
+present: the median of several steps after warm-up. Run from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
-from .config import get_preset
-from .trainer import Trainer
+from unitlab.config import get_preset
+from unitlab.machine import machine_description
+from unitlab.trainer import Trainer
 
 TRAIN_CASES = [
     ("mapworld32", 8),
@@ -27,28 +25,6 @@ TRAIN_CASES = [
     ("paper128", 1),
     ("paper128", 8),
 ]
-
-
-def machine_description(device: torch.device) -> str:
-    """One line naming the hardware and software a table was measured on."""
-    if device.type == "cuda":
-        hw = f"{torch.cuda.get_device_name(device)}"
-    else:
-        hw = f"{_cpu_name()}, {torch.get_num_threads()} torch threads"
-    return (
-        f"{hw}; torch {torch.__version__}, Python {platform.python_version()}; "
-        f"{datetime.date.today().isoformat()}"
-    )
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def time_train_step(
@@ -78,7 +54,7 @@ def train_table(device: torch.device, repeats: int, cases=TRAIN_CASES) -> str:
     lines = [
         "# Training-step benchmark",
         "",
-        f"Made by `python -m unitlab.bench train --repeats {repeats} --out docs/benchmarks.md`"
+        f"Made by `python -m benchmarks.train_step --repeats {repeats} --out docs/benchmarks.md`"
         + (f" `--only {' '.join(f'{p}:{b}' for p, b in cases)}`." if cases != TRAIN_CASES else "."),
         f"One iteration = an encoder/generator step + a discriminator step, on random images; "
         f"median of {repeats} after 2 warm-up steps. Machine: {machine_description(device)}.",
@@ -97,8 +73,9 @@ def train_table(device: torch.device, repeats: int, cases=TRAIN_CASES) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m unitlab.bench", description=__doc__)
-    parser.add_argument("what", nargs="?", default="train", choices=["train", "kernels"])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train_step", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", help="also write the markdown table to this file")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per case")
     parser.add_argument(
@@ -108,13 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         help="time only these cases (e.g. mapworld32:8); default: "
         + " ".join(f"{p}:{b}" for p, b in TRAIN_CASES),
     )
-    args, rest = parser.parse_known_args(argv)
-    if args.what == "kernels":
-        from .kernels.bench import main as kernels_main
-
-        return kernels_main(rest + (["--out", args.out] if args.out else []))
-    if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    args = parser.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cases = TRAIN_CASES
     if args.only:

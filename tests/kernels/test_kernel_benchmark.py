@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 import triton.testing
-from unitlab.kernels import bench
+
+from benchmarks import kernels as bench
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -50,7 +51,7 @@ def test_table_with_fake_timer(monkeypatch, device):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_gpu_check_without_gpu_says_so(capsys, tmp_path):
-    from unitlab.kernels import gpu_check
+    from benchmarks import gpu_check
 
     assert gpu_check.main(["--out", str(tmp_path / "page.md")]) == 0
     assert "no CUDA GPU" in capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Kernel benchmark: PyTorch eager vs ``torch.compile`` vs the Triton kernels, on a CUDA GPU.
 
-``python -m unitlab.bench kernels [--out FILE] [--quick] [--no-compile] [--no-step]``
+``python -m benchmarks.kernels [--out FILE] [--quick] [--no-compile] [--no-step]`` (repository root)
 
 For each op and size, forward and forward+backward (training mode: inputs require grad):
 median time (``triton.testing.do_bench``), achieved bandwidth = bytes that must move / time,
@@ -12,9 +12,9 @@ it is to the memory roof. Then one whole UNIT training step (``paper128``, batch
 
 Without a GPU it prints "no CUDA GPU: kernel benchmark needs one" and returns 0. A GPU session
 runs the kernel tests and this benchmark, and records both, with one command (see
-:mod:`unitlab.kernels.gpu_check`)::
+:mod:`benchmarks.gpu_check`)::
 
-    python -m unitlab.kernels.gpu_check      # writes docs/benchmarks-gpu.md
+    python -m benchmarks.gpu_check      # writes docs/benchmarks-gpu.md
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-
-from . import reference
+from unitlab.kernels import reference
 
 IMPLS = ("eager", "compile", "triton")
 
@@ -54,7 +53,7 @@ def reparam_workload(shape, dtype, full: bool, device) -> Workload:
     Bytes: forward reads mu (and logvar) and writes z; backward reads dz, mu (and logvar) and
     writes dmu (and dlogvar). The noise is regenerated, never stored, so it costs no bytes.
     """
-    from . import reparam
+    from unitlab.kernels import reparam
 
     mu = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     inputs = [mu]
@@ -80,7 +79,7 @@ def instance_norm_workload(shape, dtype, residual: bool, device) -> Workload:
     Bytes: forward reads x (and the residual) and writes y; backward reads x and dy and writes
     dx (the residual's gradient is dy itself).
     """
-    from . import instance_norm
+    from unitlab.kernels import instance_norm
 
     x = torch.randn(shape, device=device, dtype=dtype, requires_grad=True)
     inputs = [x, torch.randn_like(x).requires_grad_()] if residual else [x]
@@ -216,11 +215,10 @@ def _speedups(times, name: str) -> str:
 
 def step_table(device, repeats: int = 5) -> str:
     """One UNIT iteration (D step + E/G step), paper128 batch 8, per backend."""
-    try:
-        from unitlab import ops
-        from unitlab.bench import time_train_step
-    except ImportError as error:
-        return f"Training-step benchmark skipped: the trainer API is missing ({error}).\n"
+    from unitlab import ops
+
+    from .train_step import time_train_step
+
     lines = [
         f"Whole training step (paper128, 128x128, batch 8, fp32), median of {repeats}:",
         "",
@@ -266,7 +264,7 @@ def report(quick: bool = False, with_compile: bool = True, with_step: bool = Tru
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m unitlab.bench kernels", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.kernels", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--out", help="also write the markdown to this file")
     parser.add_argument("--quick", action="store_true", help="one size per op, no fp32 extras")

@@ -1,12 +1,12 @@
 """The one command a GPU session runs: kernel tests compiled for the GPU, then the benchmark.
 
-``python -m unitlab.kernels.gpu_check [--out docs/benchmarks-gpu.md] [--quick] [--no-compile]``
+``python -m benchmarks.gpu_check [--out docs/benchmarks-gpu.md] [--quick] [--no-compile]``
 
 1. ``pytest tests/kernels`` without ``TRITON_INTERPRET``: every kernel test, on CUDA tensors,
    with the kernels compiled for the real device (CI only ever runs them interpreted).
-2. :mod:`unitlab.kernels.bench`: eager vs ``torch.compile`` vs Triton, and a whole training step.
+2. :mod:`benchmarks.kernels`: eager vs ``torch.compile`` vs Triton, and a whole training step.
 3. Writes both, with the GPU's name, driver, CUDA/torch/Triton versions and the date, to
-   ``docs/benchmarks-gpu.md`` (the notebook 08 shows the latest one).
+   ``docs/benchmarks-gpu.md`` (notebook 08 shows the latest one).
 
 Exits 1 when a kernel test fails (the page is still written, saying so); without a GPU it says
 so and exits 0. About five minutes on an H200 (``--quick --no-compile``: about two).
@@ -24,18 +24,13 @@ from pathlib import Path
 
 import torch
 
-from . import bench
+from . import kernels as bench
 
-REPO = Path(__file__).resolve().parents[1]  # kernels/ sits in the repository root
+REPO = Path(__file__).resolve().parents[1]  # benchmarks/ sits in the repository root
 TESTS = REPO / "tests" / "kernels"
 
 
 PAGE = REPO / "docs" / "benchmarks-gpu.md"
-
-
-def latest_page() -> str | None:
-    """The last recorded GPU page (``docs/benchmarks-gpu.md``), or None if none was written."""
-    return PAGE.read_text() if PAGE.is_file() else None
 
 
 def run_kernel_tests(timeout: int = 900) -> tuple[bool, str]:
@@ -75,7 +70,7 @@ def page(tests_passed: bool, test_summary: str, benchmark: str) -> str:
         [
             "# Triton kernels on a GPU",
             "",
-            f"Written by `python -m unitlab.kernels.gpu_check` on "
+            f"Written by `python -m benchmarks.gpu_check` on "
             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}.",
             "",
             f"- GPU: {gpu}, driver {driver_version()}, CUDA {torch.version.cuda}",
@@ -93,7 +88,7 @@ def page(tests_passed: bool, test_summary: str, benchmark: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m unitlab.kernels.gpu_check", description=__doc__.splitlines()[0]
+        prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--out", default=str(PAGE))
     parser.add_argument("--quick", action="store_true", help="one size per op")
