@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 import torch
 
-from unitlab import adapt
-from unitlab.adapt import DigitDiscriminator, accuracy, train_source_only
+from unitlab.adapt import DigitDiscriminator, accuracy, baseline, train_source_only
 from unitlab.data.adaptation import AdaptationSplit, LabeledImages, adaptation_split
 
 SMALL = (16, 32, 64, 128)
@@ -161,14 +160,14 @@ def test_target_untouched_until_scored(
     small = _subset(split, 256)
     plain = train_source_only(small, steps=10, seed=0, channels=SMALL)
     phase = {"trained": False}
-    fit = adapt.fit_source_classifier
+    fit = baseline.fit_source_classifier
 
     def fit_then_open(*args: Any, **kwargs: Any) -> Any:
         history = fit(*args, **kwargs)
         phase["trained"] = True
         return history
 
-    monkeypatch.setattr(adapt, "fit_source_classifier", fit_then_open)
+    monkeypatch.setattr(baseline, "fit_source_classifier", fit_then_open)
     trap = _guarded(small, phase)
     with pytest.raises(AssertionError, match="before training"):
         trap.target_eval.labels  # noqa: B018 - the guard itself works

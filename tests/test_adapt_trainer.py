@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from unitlab import cli
-from unitlab.adapt import accuracy
-from unitlab.adapt_report import format_table, load_results
-from unitlab.adapt_trainer import (
+from unitlab.adapt import accuracy, adapt_preset
+from unitlab.adapt.models import CoupledDigitVAE, coordinate_channels
+from unitlab.adapt.report import format_table, load_results
+from unitlab.adapt.trainer import (
     AdaptTrainer,
-    adapt_preset,
     batch_rows,
     config_split,
     feature_matching,
@@ -26,7 +26,6 @@ from unitlab.adapt_trainer import (
     summed_squared_error,
 )
 from unitlab.data.adaptation import AdaptationSplit, LabeledImages
-from unitlab.digit_vae import CoupledDigitVAE, coordinate_channels
 from unitlab.trainer import NonFiniteLossError
 
 
@@ -244,12 +243,12 @@ def test_resume_continues_exactly(split: AdaptationSplit, tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="another config.*gen_width"):
         run_adaptation(_tiny(steps=6, gen_width=4, augment=True), split, tmp_path / "chunked", True)
     # A checkpoint from before a config field existed loads as that field's default...
-    old = AdaptTrainer(_tiny(), split).state()
+    old = AdaptTrainer(_tiny(), split).state_dict()
     del old["config"]["mirror_init"]
-    AdaptTrainer(_tiny(), split).load_state(old)
+    AdaptTrainer(_tiny(), split).load_state_dict(old)
     # ...and is refused where the field is set otherwise.
     with pytest.raises(ValueError, match="mirror_init"):
-        AdaptTrainer(_tiny(mirror_init=True), split).load_state(old)
+        AdaptTrainer(_tiny(mirror_init=True), split).load_state_dict(old)
 
 
 def test_tiny_adaptation_beats_chance(split: AdaptationSplit, tmp_path: Path) -> None:

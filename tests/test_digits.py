@@ -21,7 +21,6 @@ from unitlab.data.digits import (
     IDX_LABELS,
     DigitData,
     Source,
-    load_digits,
     load_mnist,
     load_usps,
     parse_usps,
@@ -131,11 +130,7 @@ def test_real_as_tensors(real: dict[str, DigitData], name: str) -> None:
     assert image.shape == (1, 32, 32) and label == data.labels[0]
 
 
-def test_load_digits_by_name(shared_data: Path) -> None:
-    data = load_digits("usps", "test", shared_data, download=False, cache=False)
-    assert len(data) == 2007
-    with pytest.raises(ValueError, match="svhn"):
-        load_digits("svhn", "test")  # type: ignore[arg-type]
+def test_unknown_split_is_named(shared_data: Path) -> None:
     with pytest.raises(ValueError, match="'valid'"):
         load_mnist("valid", shared_data)  # type: ignore[arg-type]
 

@@ -74,6 +74,7 @@ def run_variant(
     from .data.sources import evaluation_pairs, training_data
     from .evaluate import train_with_curve, translate_uint8
     from .machine import machine_description
+    from .run import RunFolder
     from .trainer import Trainer
 
     cfg = variant_config(name, preset, steps)
@@ -86,10 +87,10 @@ def run_variant(
     start = time.perf_counter()
     curve = train_with_curve(trainer, data_a, data_b, (sat, maps), eval_every, run_dir)
     seconds = time.perf_counter() - start
-    (run_dir / "checkpoint.pt").unlink(missing_ok=True)  # the records stay small
-    samples = run_dir / "samples"
-    os.replace(samples / f"step_{cfg.steps:06d}.png", run_dir / "samples.png")
-    shutil.rmtree(samples)
+    folder = RunFolder(run_dir)
+    folder.checkpoint.unlink(missing_ok=True)  # the records stay small
+    os.replace(folder.sample_path(cfg.steps), run_dir / "samples.png")
+    shutil.rmtree(run_dir / RunFolder.SAMPLES)
     shown = slice(0, 8)
     save_grid(
         [uint8_to_tensor(sat[shown]), uint8_to_tensor(translate_uint8(trainer.model, sat[shown]))]
@@ -109,9 +110,7 @@ def run_variant(
         "folder": str(run_dir.relative_to(out)),
         "machine": machine_description(torch.device("cpu")),
     }
-    tmp = run_dir / f".{RECORD}.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, run_dir / RECORD)  # written last and atomically: its presence means done
+    folder.write_json(RECORD, record)  # written last and atomically: its presence means done
     return record
 
 

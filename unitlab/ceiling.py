@@ -13,8 +13,8 @@ Run it with ``unitlab ceiling`` (same preset and ``--set`` options as ``unitlab 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -23,7 +23,8 @@ from .config import TrainConfig
 from .data.sources import evaluation_pairs, training_pairs
 from .evaluate import translate_uint8
 from .images import uint8_to_tensor
-from .models import UNIT, _unique
+from .models import UNIT, unique_parameters
+from .run import fit
 
 
 def train_ceiling(
@@ -42,39 +43,58 @@ def train_ceiling(
     if eval_every < 1:
         raise ValueError(f"eval_every={eval_every} must be >= 1")
     torch.manual_seed(cfg.seed)
-    model = UNIT(cfg.model)
-    sat, maps = training_pairs(cfg, cfg.data.train_size)
-    x_a, x_b = uint8_to_tensor(sat), uint8_to_tensor(maps)
+    trainer = CeilingTrainer(cfg)
     eval_sat, eval_maps = evaluation_pairs(cfg)
-    o = cfg.optim
-    opt = torch.optim.Adam(
-        _unique(model.enc_a, model.gen_b),  # the tied blocks once, as in UNIT's own optimiser
-        lr=o.lr,
-        betas=(o.beta1, o.beta2),
-        weight_decay=o.weight_decay,
-    )
-    batches = torch.Generator().manual_seed(cfg.seed + 1)
     curve: list[dict[str, float]] = []
-    start = time.perf_counter()
-    model.train()
-    for step in range(1, cfg.steps + 1):
-        idx = torch.randint(len(x_a), (cfg.batch_size,), generator=batches)
-        z, _ = ops.reparameterize(model.enc_a(x_a[idx]))
-        loss = losses.l1(model.gen_b(z), x_b[idx])
-        opt.zero_grad(set_to_none=True)
+
+    def accuracy() -> dict[str, float]:
+        pred = translate_uint8(trainer.model, eval_sat)
+        return {"accuracy": metrics.pixel_accuracy(pred, eval_maps)}
+
+    def record(row: dict[str, Any]) -> None:
+        curve.append({k: row[k] for k in ("step", "l1", "accuracy", "seconds")})
+        if on_point is not None:
+            on_point(curve[-1])
+
+    fit(
+        trainer, cfg.steps, evaluate=accuracy, eval_every=eval_every, on_eval=record,
+        progress=False, desc="ceiling",
+    )  # fmt: skip
+    return trainer.model, curve
+
+
+class CeilingTrainer:
+    """``enc_a -> gen_b`` of a UNIT model and its optimiser, fit by L1 on training pairs."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg, self.step = cfg, 0
+        self.model = UNIT(cfg.model)
+        sat, maps = training_pairs(cfg, cfg.data.train_size)
+        self.x_a, self.x_b = uint8_to_tensor(sat), uint8_to_tensor(maps)
+        o = cfg.optim
+        self.opt = torch.optim.Adam(
+            # the tied blocks once, as in UNIT's own optimiser
+            unique_parameters(self.model.enc_a, self.model.gen_b),
+            lr=o.lr,
+            betas=(o.beta1, o.beta2),
+            weight_decay=o.weight_decay,
+        )
+        self.batches = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def train_step(self) -> dict[str, float]:
+        m = self.model
+        m.train()
+        idx = torch.randint(len(self.x_a), (self.cfg.batch_size,), generator=self.batches)
+        z, _ = ops.reparameterize(m.enc_a(self.x_a[idx]))
+        loss = losses.l1(m.gen_b(z), self.x_b[idx])
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        if step % eval_every == 0 or step == cfg.steps:
-            point = {
-                "step": step,
-                "l1": loss.item(),
-                "accuracy": metrics.pixel_accuracy(translate_uint8(model, eval_sat), eval_maps),
-                "seconds": time.perf_counter() - start,
-            }
-            curve.append(point)
-            if on_point is not None:
-                on_point(point)
-    return model, curve
+        self.opt.step()
+        self.step += 1
+        return {"l1": loss.item()}
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict()}
 
 
 def format_point(point: dict[str, float]) -> str:

@@ -38,7 +38,7 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
 
 
 def resolve_checkpoint(run_or_file: str | Path) -> Path:
-    """Accept a run folder (its ``checkpoint.pt``) or a checkpoint file; name what is missing."""
+    """Accept a run folder (its checkpoint) or a checkpoint file; name what is missing."""
     path = Path(run_or_file)
     if path.is_dir():
         path = path / CHECKPOINT_NAME

@@ -8,7 +8,6 @@ printed as one clear line and exit with status 2 (usage) or 1 (run failed), neve
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -217,111 +216,64 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .run import RunLock
+    from .run import NonFiniteLossError, RunInterrupted
+    from .train import train_run
 
     if args.eval_every < 0:
         raise ValueError(f"--eval-every={args.eval_every} must be >= 0")
     run_dir = Path(args.out) / (args.name or args.preset)
-    requested = None if args.resume else _config_from_args(args)  # refuse bad values first
-    with RunLock(run_dir):  # one process per run folder; released however this one ends
-        return _train_in(run_dir, args, requested)
-
-
-def _train_in(run_dir: Path, args: argparse.Namespace, requested: TrainConfig | None) -> int:
-    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from .data.sources import evaluation_pairs, training_data
-    from .evaluate import evaluate_run, format_report, train_with_curve
-    from .trainer import NonFiniteLossError, Trainer
-
-    checkpoint = run_dir / CHECKPOINT_NAME
-    if args.resume:
-        state = load_checkpoint(checkpoint)  # read once: it holds both the config and weights
-        cfg = TrainConfig.from_dict(state["config"])
-        _refuse_changes_on_resume(args, cfg)
-        if args.steps is not None:
-            cfg.steps = args.steps
-            cfg.validate()
-    else:
-        if checkpoint.exists():
-            raise ValueError(
-                f"{run_dir} already holds a run; pass --resume to continue it or "
-                f"--name to start another (nothing was overwritten)"
-            )
-        cfg = requested
-    trainer = Trainer(cfg)
-    if args.resume:
-        from .run import truncate_logs
-
-        trainer.load_state_dict(state)
-        truncate_logs(run_dir, trainer.step)
-        if cfg.steps < trainer.step:
-            raise ValueError(
-                f"--steps {cfg.steps} is below the {trainer.step} steps {run_dir} has done"
-            )
-        print(f"resuming {run_dir} at step {trainer.step} of {cfg.steps}")
-    data_a, data_b = training_data(cfg)
+    cfg = _resumed_config(args, run_dir) if args.resume else _config_from_args(args)
     try:
-        if args.eval_every:
-            train_with_curve(
-                trainer,
-                data_a,
-                data_b,
-                evaluation_pairs(cfg),
-                args.eval_every,
-                run_dir,
-                progress=not args.no_progress,
-                on_point=lambda step, accuracy: _log_curve_point(step, accuracy, run_dir),
-            )
-        else:
-            trainer.fit(data_a, data_b, run_dir=run_dir, progress=not args.no_progress)
+        report = train_run(
+            cfg,
+            run_dir,
+            resume=args.resume,
+            eval_every=args.eval_every,
+            progress=not args.no_progress,
+            on_eval=_print_curve_point,
+            on_resume=lambda step: print(f"resuming {run_dir} at step {step} of {cfg.steps}"),
+        )
     except NonFiniteLossError as exc:
         print(f"unitlab train: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at step {trainer.step}; {_saved_step(checkpoint)}", file=sys.stderr)
+    except RunInterrupted as exc:  # in the training loop (before it: main's one-line message)
+        print(f"\ninterrupted at step {exc.step}; {_saved_step(run_dir)}", file=sys.stderr)
         return 130
-    report = evaluate_run(trainer.model, cfg, train_maps=data_b)
-    if report is not None:
-        (run_dir / "metrics.json").write_text(json.dumps(report, indent=2))
-        print(format_report(report))
+    from .evaluate import format_report
+
+    print(format_report(report))
     print(f"run saved in {run_dir}")
     return 0
 
 
-def _refuse_changes_on_resume(args: argparse.Namespace, saved: TrainConfig) -> None:
-    """``--resume`` continues the saved config: a requested change it cannot honour is an error
-    naming each field (only ``--steps`` may change, to extend or end a run)."""
-    from .checkpoint import config_mismatch
+def _resumed_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
+    """The saved config with what the command line asks applied on top: the run then refuses
+    any change but ``--steps``, naming each field (``train_run``)."""
+    from .train import saved_config
 
-    requested = apply_overrides(TrainConfig.from_dict(saved.to_dict()), args.overrides)
+    cfg = apply_overrides(saved_config(run_dir), args.overrides)
     for field, value in (("batch_size", args.batch_size), ("seed", args.seed)):
         if value is not None:
-            setattr(requested, field, value)
-    if args.preset_given and args.preset != saved.preset:
-        requested.preset = args.preset
-    diffs = config_mismatch(saved.to_dict(), requested.to_dict(), names=("the run", "you ask"))
-    if diffs:
-        raise ValueError(
-            "--resume continues the saved config and cannot change "
-            + "; ".join(diffs)
-            + " (start a new run with --name instead)"
-        )
+            setattr(cfg, field, value)
+    if args.preset_given:
+        cfg.preset = args.preset
+    if args.steps is not None:
+        cfg.steps = args.steps
+    return cfg
 
 
-def _saved_step(checkpoint: Path) -> str:
+def _saved_step(run_dir: Path) -> str:
     """What is on disk, read back from the checkpoint itself (not what was meant to be)."""
-    from .checkpoint import load_checkpoint
+    from .run import RunFolder
 
     try:
-        step = int(load_checkpoint(checkpoint)["step"])
+        step = int(RunFolder(run_dir).load()["step"])
     except (ValueError, OSError):
-        return f"no readable checkpoint in {checkpoint.parent}: nothing to resume from"
-    return f"the checkpoint in {checkpoint.parent} holds step {step}: continue with --resume"
+        return f"no readable checkpoint in {run_dir}: nothing to resume from"
+    return f"the checkpoint in {run_dir} holds step {step}: continue with --resume"
 
 
-def _log_curve_point(step: int, accuracy: float, run_dir: Path) -> None:
-    with open(run_dir / "curve.jsonl", "a") as f:
-        f.write(json.dumps({"step": step, "accuracy": accuracy}) + "\n")
+def _print_curve_point(step: int, accuracy: float) -> None:
     print(f"step {step:>6}  held-out pixel accuracy {accuracy:.3f}", flush=True)
 
 
@@ -382,8 +334,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .inference import load_model
 
     model, cfg = load_model(args.checkpoint)
-    if cfg.data.dataset != "mapworld":
-        raise ValueError(f"dataset {cfg.data.dataset!r} has no paired evaluation")
     _, train_maps = training_data(cfg)  # the constant baseline's colour, generated once
     print(format_report(evaluate_run(model, cfg, train_maps)))
     if args.detail:
@@ -425,54 +375,32 @@ def _ablation(args: argparse.Namespace) -> int:
 
 
 def _adapt(args: argparse.Namespace) -> int:
-    from .adapt_trainer import AdaptConfig, adapt_preset, config_split
-    from .checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from .run import RunLock
+    from .adapt import adapt_preset, adapt_run, config_split
+    from .adapt import report as adapt_report
+    from .adapt.trainer import saved_config
+    from .run import NonFiniteLossError
 
     device = _device(args.device)
     run_dir = Path(args.out) / (args.name or f"adapt-{args.source}-{args.target}")
-    if args.resume:
-        saved = load_checkpoint(run_dir / CHECKPOINT_NAME)["config"]
-        try:
-            cfg = AdaptConfig(**saved)
-        except TypeError:  # e.g. a `unitlab train` checkpoint
-            raise ValueError(
-                f"{run_dir / CHECKPOINT_NAME} is not a digit-adaptation checkpoint "
-                f"(written by `unitlab train`?); resume it with the command that wrote it"
-            ) from None
-        if args.steps is not None:
-            cfg.steps = args.steps
+    if args.resume:  # the saved config, with what is asked on top (a change is then refused)
+        cfg = apply_overrides(saved_config(run_dir), args.overrides)
     else:
-        if (run_dir / CHECKPOINT_NAME).exists():
-            raise ValueError(
-                f"{run_dir} already holds a run; pass --resume to continue it or "
-                f"--name to start another (nothing was overwritten)"
-            )
         cfg = adapt_preset(args.preset, source=args.source, target=args.target, seed=args.seed)
         apply_overrides(cfg, args.overrides)
-        if args.steps is not None:
-            cfg.steps = args.steps
-        cfg.validate()
+    if args.steps is not None:
+        cfg.steps = args.steps
+    cfg.validate()
     split = config_split(cfg, args.data_root or None)
     print(split.protocol)
-    with RunLock(run_dir):  # one process per run folder, as for `unitlab train`
-        return _adapt_in(run_dir, args, cfg, split, device)
-
-
-def _adapt_in(run_dir: Path, args: argparse.Namespace, cfg, split, device) -> int:
-    from . import adapt_report
-    from .adapt_trainer import run_adaptation
-    from .trainer import NonFiniteLossError
-
-    baseline = None if args.no_baseline else adapt_report.source_only(cfg, split, run_dir, device)
     try:
-        final = run_adaptation(
+        result = adapt_run(
             cfg,
             split,
             run_dir,
             resume=args.resume,
-            progress=not args.no_progress,
+            baseline=not args.no_baseline,
             device=device,
+            progress=not args.no_progress,
             on_eval=lambda row: print(
                 f"step {row['step']}: target accuracy {row['target_accuracy']:.4f} "
                 f"(translated source digits: {row['translation_accuracy']:.3f})",
@@ -485,7 +413,6 @@ def _adapt_in(run_dir: Path, args: argparse.Namespace, cfg, split, device) -> in
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with --resume --name {run_dir.name}", file=sys.stderr)
         return 130
-    result = adapt_report.write_result(run_dir, cfg, split, final, baseline)
     print(adapt_report.format_table([result]))
     print(f"run saved in {run_dir}")
     return 0

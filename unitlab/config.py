@@ -8,6 +8,7 @@ message instead of a cryptic ``size mismatch`` deep inside ``load_state_dict``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypeVar
 
@@ -117,9 +118,8 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    """Which data to train on. ``mapworld`` is embedded (procedural, offline)."""
+    """The embedded map world (procedural, offline) a run trains and is scored on."""
 
-    dataset: str = "mapworld"
     train_size: int = 2000
     test_size: int = 200
     seed: int = 0
@@ -177,7 +177,18 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild a config, refusing unknown fields (a typo must not silently do nothing)."""
-        return _from_dict(cls, data, prefix="")
+        return _from_dict(cls, _without_legacy_fields(data), prefix="")
+
+
+def _without_legacy_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """Configs written before ``data.dataset`` was removed hold ``"mapworld"`` there, the only
+    value it ever had: it is dropped, so old checkpoints and shipped models still load."""
+    section = data.get("data")
+    if not isinstance(section, dict) or "dataset" not in section:
+        return data
+    if section["dataset"] != "mapworld":
+        raise ValueError(f"data.dataset={section['dataset']!r} is unknown; only the map world is")
+    return {**data, "data": {k: v for k, v in section.items() if k != "dataset"}}
 
 
 _LOSS_WEIGHTS = ("gan", "kl", "recon", "cycle_kl", "cycle")
@@ -260,22 +271,49 @@ def _tiny() -> TrainConfig:
     return cfg
 
 
-PRESETS = {
-    "mapworld32": _mapworld32,
-    "mapworld64": _mapworld64,
-    "paper64": lambda: _unit_paper(64),
-    "paper128": lambda: _unit_paper(128),
-    "paper256": lambda: _unit_paper(256),
-    "tiny": _tiny,
-}
+class Presets(Mapping[str, Callable[[], _Config]]):
+    """Named configs of one task: the one preset lookup map-world UNIT and digit adaptation share.
+
+    A mapping from name to a function making a *fresh* config (so a caller's changes never leak
+    into the next run); :meth:`make` builds one and refuses an unknown name, listing the known.
+    """
+
+    def __init__(self, task: str, makers: dict[str, Callable[[], _Config]]) -> None:
+        self.task, self._makers = task, makers
+
+    def __getitem__(self, name: str) -> Callable[[], _Config]:
+        return self._makers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._makers)
+
+    def __len__(self) -> int:
+        return len(self._makers)
+
+    def make(self, name: str) -> _Config:
+        if name not in self._makers:
+            raise ValueError(
+                f"unknown {self.task}preset {name!r}; known presets: {', '.join(self._makers)}"
+            )
+        return self._makers[name]()
+
+
+PRESETS: Presets[TrainConfig] = Presets(
+    "",
+    {
+        "mapworld32": _mapworld32,
+        "mapworld64": _mapworld64,
+        "paper64": lambda: _unit_paper(64),
+        "paper128": lambda: _unit_paper(128),
+        "paper256": lambda: _unit_paper(256),
+        "tiny": _tiny,
+    },
+)
 
 
 def get_preset(name: str) -> TrainConfig:
     """Return a fresh config for a named preset; unknown names list the known ones."""
-    try:
-        return PRESETS[name]()
-    except KeyError:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}") from None
+    return PRESETS.make(name)
 
 
 def apply_overrides(cfg: _Config, overrides: list[str]) -> _Config:

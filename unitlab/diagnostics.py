@@ -27,6 +27,7 @@ from torch import Tensor
 from . import losses
 from .config import TrainConfig
 from .models import UNIT
+from .run import fit
 
 
 @dataclass
@@ -108,17 +109,25 @@ def discriminator_check(
     def translate(x_a: Tensor) -> Tensor:
         return model.gen_b(model.enc_a(x_a))
 
-    try:
-        held_real, held_fake = batch(data_b, 64), translate(batch(data_a, 64))
-        logit_std = torch.cat([out.flatten() for out in dis(held_real)]).std().item()
-        history = []
-        for _ in range(steps):
+    class Probe:  # the trainer run.fit drives: D's step against the fixed generator
+        step = 0
+
+        def train_step(self) -> dict[str, float]:
             real, fake = batch(data_b), translate(batch(data_a))
             loss = losses.discriminator_loss(dis(real), dis(fake), mode)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            history.append(loss.item())
+            self.step += 1
+            return {"loss": loss.item()}
+
+        def state_dict(self) -> dict:
+            return {"step": self.step, "dis": dis.state_dict()}
+
+    try:
+        held_real, held_fake = batch(data_b, 64), translate(batch(data_a, 64))
+        logit_std = torch.cat([out.flatten() for out in dis(held_real)]).std().item()
+        history = [row["loss"] for row in fit(Probe(), steps, progress=False, desc="D check")]
         real_scores, fake_scores = _scores(dis, held_real), _scores(dis, held_fake)
         separation = (real_scores[:, None] > fake_scores[None, :]).float().mean().item()
     finally:

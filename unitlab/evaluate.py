@@ -59,35 +59,38 @@ def train_with_curve(
     progress: bool = False,
     on_point: Callable[[int, float], None] | None = None,
 ) -> list[tuple[int, float]]:
-    """Train to ``trainer.cfg.steps``, pausing every ``every`` steps (and at the end) for the
+    """Train to ``trainer.cfg.steps``, measuring every ``every`` steps (and at the end) the
     held-out pixel accuracy of ``held_out = (satellites, maps)``; return ``[(step, accuracy)]``.
 
-    Pauses fall on multiples of ``every``, so a resumed run keeps the same grid of points.
+    The points fall on multiples of ``every``, so a resumed run keeps the same grid of points.
     """
     if every < 1:
         raise ValueError(f"every={every} must be >= 1")
-    total = trainer.cfg.steps
-    stops = [*range((trainer.step // every + 1) * every, total, every), total]
     sat, maps = held_out
-    curve = []
-    for stop in stops:
-        trainer.fit(data_a, data_b, run_dir=run_dir, steps=stop, progress=progress)
-        point = (trainer.step, metrics.pixel_accuracy(translate_uint8(trainer.model, sat), maps))
-        curve.append(point)
+    curve: list[tuple[int, float]] = []
+
+    def accuracy() -> dict[str, float]:
+        return {"accuracy": metrics.pixel_accuracy(translate_uint8(trainer.model, sat), maps)}
+
+    def record(row: dict) -> None:
+        curve.append((row["step"], row["accuracy"]))
         if on_point is not None:
-            on_point(*point)
+            on_point(row["step"], row["accuracy"])
+
+    trainer.fit(
+        data_a, data_b, run_dir, progress=progress, evaluate=accuracy, eval_every=every,
+        on_eval=record,
+    )  # fmt: skip
     return curve
 
 
 def evaluate_run(
     model: UNIT, cfg: TrainConfig, train_maps: Tensor | None = None
-) -> dict[str, float] | None:
-    """Pixel accuracy of UNIT and the baselines on held-out pairs (None without pairs).
+) -> dict[str, float]:
+    """Pixel accuracy of UNIT and the baselines on held-out pairs.
 
     Pass the domain-b training tensor when it is at hand, to avoid generating it again.
     """
-    if cfg.data.dataset != "mapworld":
-        return None
     sat, maps = evaluation_pairs(cfg)
     if train_maps is None:  # the constant baseline's colour comes from the training maps
         _, train_maps = training_data(cfg)

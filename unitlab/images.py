@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor
 
 __all__ = [
@@ -199,7 +200,7 @@ def load_image(
         x = x @ np.array(LUMA, np.float32)[:, None]
     elif channels == 3 and x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
+    t = rearrange(torch.from_numpy(np.ascontiguousarray(x)), "h w c -> 1 c h w")
     h, w = t.shape[-2:]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))

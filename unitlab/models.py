@@ -174,17 +174,17 @@ class UNIT(nn.Module):
         self.gen_b = Generator(cfg, cfg.channels_b, shared_gen)
         self.dis_a = Discriminator(cfg, cfg.channels_a)
         self.dis_b = Discriminator(cfg, cfg.channels_b)
-        self.apply(_init_weights)
+        self.apply(init_weights)
         if cfg.d_init != "dcgan":
             for module in (*self.dis_a.modules(), *self.dis_b.modules()):
                 if isinstance(module, nn.Conv2d):
                     _init_discriminator_conv(module, cfg.d_init)
 
     def encoder(self, domain: str) -> Encoder:
-        return {"a": self.enc_a, "b": self.enc_b}[_check_domain(domain)]
+        return {"a": self.enc_a, "b": self.enc_b}[check_domain(domain)]
 
     def generator(self, domain: str) -> Generator:
-        return {"a": self.gen_a, "b": self.gen_b}[_check_domain(domain)]
+        return {"a": self.gen_a, "b": self.gen_b}[check_domain(domain)]
 
     def encode_pair(self, x_a: Tensor, x_b: Tensor) -> tuple[Tensor, Tensor]:
         """``(enc_a(x_a), enc_b(x_b))`` with the tied blocks run once on both batches.
@@ -209,10 +209,10 @@ class UNIT(nn.Module):
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         """Encoders + generators, each parameter once (tied ones included exactly once)."""
-        return _unique(self.enc_a, self.enc_b, self.gen_a, self.gen_b)
+        return unique_parameters(self.enc_a, self.enc_b, self.gen_a, self.gen_b)
 
     def discriminator_parameters(self) -> Iterator[nn.Parameter]:
-        return _unique(self.dis_a, self.dis_b)
+        return unique_parameters(self.dis_a, self.dis_b)
 
     @torch.no_grad()
     def translate(self, x: Tensor, direction: str = "a2b") -> Tensor:
@@ -234,13 +234,16 @@ def check_images(x: Tensor, channels: int, size: int, what: str = "images") -> N
         )
 
 
-def _check_domain(domain: str) -> str:
+def check_domain(domain: str) -> str:
+    """``domain`` itself if it is ``a`` or ``b``; else a ValueError naming it."""
     if domain not in ("a", "b"):
         raise ValueError(f"domain {domain!r} must be 'a' or 'b'")
     return domain
 
 
-def _unique(*modules: nn.Module) -> Iterator[nn.Parameter]:
+def unique_parameters(*modules: nn.Module) -> Iterator[nn.Parameter]:
+    """The parameters of ``modules``, each once: tied layers belong to several modules, and an
+    optimiser given a tensor twice would step it twice."""
     seen: set[int] = set()
     for module in modules:
         for p in module.parameters():
@@ -260,7 +263,7 @@ def _init_discriminator_conv(conv: nn.Conv2d, scheme: str) -> None:
         nn.init.zeros_(conv.bias)
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     """N(0, 0.02) for convolutions, as the authors' code (DCGAN-style init)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(module.weight, 0.0, 0.02)

@@ -67,29 +67,12 @@ def pretrained_path(name: str) -> Path:
 
 
 def train_recipe(name: str, run_dir: str | Path, progress: bool = False) -> Path:
-    """Train recipe ``name`` with ``unitlab train`` itself into ``run_dir``; return the folder.
+    """Train recipe ``name`` into ``run_dir`` with :func:`unitlab.train.train_run`, the very
+    call ``unitlab train`` makes (``metrics.json`` included); return the folder."""
+    from .train import train_run
 
-    Going through the command line keeps a shipped model exactly what a user's ``unitlab train``
-    makes, ``metrics.json`` included.
-    """
-    from .cli import main as unitlab
-
-    recipe, run_dir = RECIPES[name], Path(run_dir)
-    argv = [
-        "train",
-        "--preset",
-        recipe.preset,
-        "--out",
-        str(run_dir.parent),
-        "--name",
-        run_dir.name,
-    ]
-    argv += [f"--set={item}" for item in recipe.overrides]
-    argv += ["--steps", str(recipe.steps)] if recipe.steps is not None else []
-    argv += [] if progress else ["--no-progress"]
-    if unitlab(argv) != 0:
-        raise RuntimeError(f"training the pretrained recipe {name!r} failed (see above)")
-    return run_dir
+    train_run(RECIPES[name].config(), run_dir, progress=progress)
+    return Path(run_dir)
 
 
 def load_pretrained(

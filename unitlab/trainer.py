@@ -13,10 +13,6 @@ and symmetrically for domain b.
 
 from __future__ import annotations
 
-import json
-import signal
-import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -24,16 +20,14 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from . import losses, ops
-from .checkpoint import CHECKPOINT_NAME, config_mismatch, load_checkpoint, save_checkpoint
+from .checkpoint import config_mismatch, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .models import UNIT, check_images
+from .run import NonFiniteLossError, RunFolder, fit
 
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or infinite; the last good checkpoint is left untouched."""
+__all__ = ["NonFiniteLossError", "Streams", "Trainer"]
 
 
 @dataclass
@@ -73,6 +67,12 @@ class Trainer:
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.last_translations: tuple[Tensor, Tensor] | None = None
+        self.data: tuple[Tensor, Tensor] | None = None  # what train_step() draws from
+
+    def attach(self, data_a: Tensor, data_b: Tensor) -> Trainer:
+        """The unpaired training images (N, C, H, W) that :meth:`train_step` draws batches of."""
+        self.data = (data_a, data_b)
+        return self
 
     # ------------------------------------------------------------------ the two updates
     def streams(self, x_a: Tensor, x_b: Tensor) -> Streams:
@@ -157,10 +157,17 @@ class Trainer:
                 p.requires_grad_(True)
         return {"gen": total.item(), **{k: v.item() for k, v in terms.items()}}
 
-    def train_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
+    def train_step(self, x_a: Tensor | None = None, x_b: Tensor | None = None) -> dict[str, float]:
         """One iteration: an encoder/generator step, then a discriminator step on the
         translations that step made (as CycleGAN's and pix2pix's code do: the discriminator
-        does not pay for a second translation pass, which cost ~15% of an iteration)."""
+        does not pay for a second translation pass, which cost ~15% of an iteration).
+
+        Without batches, draws one per domain from the :meth:`attach`-ed data.
+        """
+        if x_a is None or x_b is None:
+            if self.data is None:
+                raise ValueError("train_step() without batches needs attach(data_a, data_b)")
+            x_a, x_b = self.sample_batch(self.data[0]), self.sample_batch(self.data[1])
         cfg = self.cfg.model
         check_images(x_a, cfg.channels_a, cfg.image_size, "domain a batch")
         check_images(x_b, cfg.channels_b, cfg.image_size, "domain b batch")
@@ -236,37 +243,46 @@ class Trainer:
         steps: int | None = None,
         progress: bool = True,
         on_sample: Callable[[int, Path], None] | None = None,
+        evaluate: Callable[[], dict[str, float]] | None = None,
+        eval_every: int = 0,
+        on_eval: Callable[[dict], None] | None = None,
     ) -> list[dict[str, float]]:
-        """Train until ``steps`` (default ``cfg.steps``) total iterations; return the loss log.
+        """Train on unpaired ``data_a``/``data_b`` until ``steps`` (default ``cfg.steps``)
+        total iterations, through :func:`unitlab.run.fit`; return the loss rows.
 
-        With ``run_dir``, a :class:`RunWriter` keeps the run's files. Ctrl-C (SIGINT) stops at
-        the end of the current iteration and saves a checkpoint there, so nothing is lost and
-        ``--resume`` continues exactly.
+        With ``run_dir`` the run's files are kept there (config, log, samples every
+        ``sample_every`` steps, checkpoints); ``evaluate``/``eval_every``/``on_eval`` add
+        held-out numbers along the way. Ctrl-C saves the step it stopped at.
         """
         cfg = self.cfg
-        total = cfg.steps if steps is None else steps
-        writer = RunWriter(run_dir, cfg) if run_dir is not None else None
-        fixed = (data_a[:4].to(self.device), data_b[:4].to(self.device))
-        history: list[dict[str, float]] = []
-        bar = tqdm(
-            total=total, initial=self.step, disable=not progress, desc="train", dynamic_ncols=True
+        self.attach(data_a, data_b)
+        folder = RunFolder(run_dir) if run_dir is not None else None
+        after_step = None
+        if folder is not None:
+            folder.write_config(cfg.to_dict())
+            fixed = (data_a[:4].to(self.device), data_b[:4].to(self.device))
+
+            def after_step(step: int, boundary: bool) -> None:
+                if step % cfg.sample_every == 0 or boundary:
+                    from .images import save_grid  # matplotlib is only needed when writing
+
+                    path = folder.sample_path(step)
+                    save_grid(self.sample_rows(*fixed), path)
+                    if on_sample is not None:
+                        on_sample(step, path)
+
+        return fit(
+            self,
+            cfg.steps if steps is None else steps,
+            folder=folder,
+            log_every=cfg.log_every,
+            checkpoint_every=cfg.checkpoint_every,
+            evaluate=evaluate,
+            eval_every=eval_every,
+            on_eval=on_eval,
+            after_step=after_step,
+            progress=progress,
         )
-        with bar, _StopAtStepBoundary() as stop:
-            while self.step < total:
-                out = self.train_step(self.sample_batch(data_a), self.sample_batch(data_b))
-                history.append({"step": self.step, **out})
-                bar.update(1)
-                if self.step % cfg.log_every == 0:
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in out.items()})
-                if writer is not None:
-                    writer.after_step(
-                        self, out, final=self.step == total, fixed=fixed, on_sample=on_sample
-                    )
-                if stop.requested:
-                    if writer is not None:
-                        self.save(writer.checkpoint)
-                    raise KeyboardInterrupt(f"stopped at step {self.step}")
-        return history
 
     @torch.no_grad()
     def sample_rows(self, x_a: Tensor, x_b: Tensor) -> list[Tensor]:
@@ -297,77 +313,3 @@ def _real_vs_fake(dis: torch.nn.Module, real: Tensor, fake: Tensor, mode: str) -
     scores = dis(torch.cat([real, fake]))
     n = real.shape[0]
     return losses.discriminator_loss([s[:n] for s in scores], [s[n:] for s in scores], mode)
-
-
-class RunWriter:
-    """The files of one run folder: ``config.json``, ``log.jsonl``, samples, ``checkpoint.pt``."""
-
-    def __init__(self, run_dir: str | Path, cfg: TrainConfig) -> None:
-        self.dir = Path(run_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-        self.cfg = cfg
-        self.checkpoint = self.dir / CHECKPOINT_NAME
-        # A resumed (or chunked) run keeps counting from the time its log already holds.
-        self.start = time.perf_counter() - _logged_seconds(self.dir / "log.jsonl")
-
-    def after_step(
-        self,
-        trainer: Trainer,
-        losses_now: dict[str, float],
-        final: bool,
-        fixed: tuple[Tensor, Tensor],
-        on_sample: Callable[[int, Path], None] | None = None,
-    ) -> None:
-        step, cfg = trainer.step, self.cfg
-        if step % cfg.log_every == 0 or final:
-            row = {
-                "step": step,
-                "seconds": round(time.perf_counter() - self.start, 3),
-                **losses_now,
-            }
-            with open(self.dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(row) + "\n")
-        if step % cfg.sample_every == 0 or final:
-            from .images import save_grid  # matplotlib is only needed when writing
-
-            path = self.dir / "samples" / f"step_{step:06d}.png"
-            save_grid(trainer.sample_rows(*fixed), path)
-            if on_sample is not None:
-                on_sample(step, path)
-        if step % cfg.checkpoint_every == 0 or final:
-            trainer.save(self.checkpoint)
-
-
-def _logged_seconds(log: Path) -> float:
-    """The ``seconds`` of the last row of an existing log (0 for a new or unreadable one)."""
-    try:
-        last = log.read_text().strip().splitlines()[-1]
-        return float(json.loads(last)["seconds"])
-    except (OSError, IndexError, ValueError, KeyError, TypeError):
-        return 0.0
-
-
-class _StopAtStepBoundary:
-    """Turn SIGINT into a flag checked between iterations (a half-done step is never saved).
-
-    Only the main thread may install signal handlers; elsewhere Ctrl-C behaves as usual.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> _StopAtStepBoundary:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from . import losses, ops
 from .config import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from .images import tensor_to_uint8, uint8_to_tensor
-from .models import Encoder, Generator, _init_weights, check_images
+from .models import Encoder, Generator, check_images, init_weights
+from .run import fit
 
 Posterior = Literal["reduced", "full"]
 
@@ -63,7 +64,7 @@ class VAE(nn.Module):
         self.generator = Generator(cfg, cfg.channels_a, nn.ModuleList())
         c = cfg.latent_channels
         self.logvar_head = nn.Conv2d(c, c, 1) if posterior == "full" else None
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -143,26 +144,35 @@ def train_vae(
     repeats exactly on the CPU). Pass ``model`` to continue training it. Returns the model (in
     eval mode) and one ``{"step", "loss", "recon", "kl"}`` row per step.
     """
-    x_all = as_tensor(images)
     torch.manual_seed(cfg.seed)
-    if model is None:
-        model = VAE(cfg.model, posterior)
-    o = cfg.optim
-    opt = torch.optim.Adam(
-        model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
-    )
-    batches = torch.Generator().manual_seed(cfg.seed + 1)
-    history: list[dict[str, float]] = []
-    model.train()
-    for step in range(1, (cfg.steps if steps is None else steps) + 1):
-        x = x_all[torch.randint(len(x_all), (cfg.batch_size,), generator=batches)]
-        loss, terms = vae_loss(model, x, cfg.loss)
+    trainer = VAETrainer(model or VAE(cfg.model, posterior), as_tensor(images), cfg)
+    history = fit(trainer, cfg.steps if steps is None else steps, progress=False)
+    trainer.model.eval()
+    return trainer.model, history
+
+
+class VAETrainer:
+    """One VAE, its Adam and its batch RNG: the trainer :func:`unitlab.run.fit` drives."""
+
+    def __init__(self, model: VAE, images: Tensor, cfg: TrainConfig) -> None:
+        o = cfg.optim
+        self.model, self.images, self.cfg, self.step = model, images, cfg, 0
+        self.opt = torch.optim.Adam(
+            model.parameters(), lr=o.lr, betas=(o.beta1, o.beta2), weight_decay=o.weight_decay
+        )
+        self.batches = torch.Generator().manual_seed(cfg.seed + 1)
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        rows = torch.randint(len(self.images), (self.cfg.batch_size,), generator=self.batches)
+        loss, terms = vae_loss(self.model, self.images[rows], self.cfg.loss)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite VAE loss at step {step}; lower the lr")
-        opt.zero_grad(set_to_none=True)
+            raise FloatingPointError(f"non-finite VAE loss at step {self.step + 1}; lower the lr")
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        row = {"step": step, "loss": loss.item()}
-        history.append(row | {k: v.item() for k, v in terms.items()})
-    model.eval()
-    return model, history
+        self.opt.step()
+        self.step += 1
+        return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict()}

@@ -22,6 +22,7 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 import torch
+from einops import rearrange, repeat
 from torch import Tensor
 
 from .course import notebook_quick  # noqa: F401  (re-exported: the notebooks' quick switch)
@@ -112,10 +113,10 @@ def label_directions(
             f"labels {labels.shape} must be (N, H, W) with H, W multiples of the code's {h}x{wd}"
         )
     fh, fw = labels.shape[1] // h, labels.shape[2] // wd
-    cells = torch.from_numpy(labels.astype(np.int64)).reshape(n, h, fh, wd, fw)
-    onehot = torch.nn.functional.one_hot(cells, n_classes).float()
-    fraction = onehot.mean(dim=(2, 4)).reshape(-1, n_classes)  # (N*h*w, classes)
-    vectors = codes.detach().movedim(1, -1).reshape(-1, c).float()
+    pixels = torch.from_numpy(labels.astype(np.int64))
+    cells = rearrange(pixels, "n (h fh) (w fw) -> (n h w) (fh fw)", fh=fh, fw=fw)
+    fraction = torch.nn.functional.one_hot(cells, n_classes).float().mean(1)  # (cells, classes)
+    vectors = rearrange(codes.detach(), "n c h w -> (n h w) c").float()
     mean = vectors.mean(0)
     out = torch.zeros(n_classes, c)
     for k in range(n_classes):
@@ -209,7 +210,7 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     """A uint8 ``(H, W, C)`` image as PNG bytes, enlarged ``scale`` times with sharp pixels."""
     from PIL import Image  # Pillow comes with matplotlib
 
-    image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    image = repeat(image, "h w c -> (h sh) (w sw) c", sh=scale, sw=scale)
     if image.shape[-1] == 1:
         image = image[..., 0]
     buf = io.BytesIO()
@@ -219,9 +220,9 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
 
 def outline(image: np.ndarray, mask: Tensor, scale: int, colour=(230, 30, 30)) -> np.ndarray:
     """``image`` enlarged ``scale`` times with a 1-pixel box around the masked latent cells."""
-    big = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    big = repeat(image, "h w c -> (h sh) (w sw) c", sh=scale, sw=scale)
     if big.shape[-1] == 1:
-        big = np.repeat(big, 3, axis=-1)
+        big = repeat(big, "h w 1 -> h w 3")
     rows, cols = np.nonzero(mask.numpy() > 0)
     if len(rows) == 0:
         return big

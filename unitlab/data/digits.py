@@ -424,14 +424,3 @@ def load_usps(
 
 
 LOADERS: dict[str, Callable[..., DigitData]] = {"mnist": load_mnist, "usps": load_usps}
-
-
-def load_digits(
-    name: Literal["mnist", "usps"],
-    split: Split,
-    root: Path | None = None,
-    download: bool = True,
-    **kwargs: bool,
-) -> DigitData:
-    """``load_mnist`` or ``load_usps`` by name, for configs and the CLI."""
-    return _pick(LOADERS, name, "digit dataset")(split, root, download, **kwargs)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from unitlab.data.digits import DigitData
 from unitlab.images import LUMA
@@ -210,8 +211,7 @@ def _mosaic() -> torch.Tensor:
     clamped into its own cell (see ``_glyph_coverage``) never picks up a neighbouring glyph.
     """
     masks, _ = glyph_atlas()
-    fonts = masks.shape[0]
-    return masks.permute(0, 2, 1, 3).reshape(1, 1, fonts * _ATLAS, 10 * _ATLAS)
+    return rearrange(masks, "font digit h w -> 1 1 (font h) (digit w)")
 
 
 def _glyph_coverage(p: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:

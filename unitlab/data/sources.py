@@ -1,7 +1,7 @@
 """Turn a :class:`~unitlab.config.DataConfig` into training tensors and evaluation pairs.
 
-The one place that knows which dataset name means which loader, so the CLI, the notebooks and
-the tests all train on the same thing for the same config.
+The one place that turns a config into data, so the CLI, the notebooks and the tests all train
+and score on the same images for the same config.
 """
 
 from __future__ import annotations
@@ -13,19 +13,9 @@ from ..config import TrainConfig
 from ..images import uint8_to_tensor
 from . import mapworld
 
-DATASETS = ("mapworld",)
-
-
-def _check_dataset(cfg: TrainConfig) -> None:
-    if cfg.data.dataset not in DATASETS:
-        raise ValueError(
-            f"data.dataset={cfg.data.dataset!r} is unknown; known: {', '.join(DATASETS)}"
-        )
-
 
 def training_data(cfg: TrainConfig) -> tuple[Tensor, Tensor]:
     """Unpaired images of domain a and domain b, float (N, C, H, W) in [-1, 1]."""
-    _check_dataset(cfg)
     d = cfg.data
     sat, maps = mapworld.unpaired(
         d.train_size, cfg.model.image_size, d.seed, zoom=d.zoom, look=d.look
@@ -41,7 +31,6 @@ def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
 
 def evaluation_triples(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`evaluation_pairs` with the class labels (N, H, W) of each pair's layout."""
-    _check_dataset(cfg)
     d = cfg.data
     return mapworld.paired(d.test_size, cfg.model.image_size, d.seed, zoom=d.zoom, look=d.look)
 
@@ -52,7 +41,6 @@ def training_pairs(cfg: TrainConfig, n: int) -> tuple[np.ndarray, np.ndarray]:
     Only the *baselines* that are allowed pairs use these (per-pixel methods fitted with
     supervision); UNIT itself never sees them paired.
     """
-    _check_dataset(cfg)
     d = cfg.data
     sat, maps, _ = mapworld.paired(
         n, cfg.model.image_size, d.seed, split="train", zoom=d.zoom, look=d.look

@@ -2,7 +2,7 @@
 
 Each ``unitlab adapt`` run folder ends up holding ``result.json``: the final target accuracy, the
 source-only baseline trained on the same split with the same classifier and budget, the paper's
-number, the run's time and the machine. ``python -m unitlab.adapt_report RUN...`` turns any set
+number, the run's time and the machine. ``python -m unitlab.adapt.report RUN...`` turns any set
 of them into the Markdown table of ``docs/results.md``, so the published numbers are exactly
 what the commands wrote.
 """
@@ -16,15 +16,16 @@ from pathlib import Path
 
 import torch
 
-from .adapt import train_source_only
-from .adapt_trainer import PAPER, AdaptConfig
-from .data.adaptation import NAMES, AdaptationSplit
-from .machine import machine_description
+from ..data.adaptation import NAMES, AdaptationSplit
+from ..machine import machine_description
+from ..run import RunFolder
+from .baseline import train_source_only
+from .config import PAPER, AdaptConfig
 
 RESULT = "result.json"
 BASELINE = "source_only.json"
 # The runs behind docs/results.md, shipped (results and logs, no weights) for notebook 07.
-SHIPPED = Path(__file__).resolve().parent / "pretrained" / "adapt"
+SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "adapt"
 SHIPPED_FILES = (RESULT, BASELINE, "config.json", "log.jsonl")
 
 
@@ -57,8 +58,7 @@ def source_only(
     )
     result = {k: v for k, v in result.items() if k != "history"}
     result["config"] = _baseline_key(cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    RunFolder(run_dir).write_json(BASELINE, result)
     return result
 
 
@@ -92,7 +92,7 @@ def write_result(
         "machine": machine_description(torch.device("cpu")),
         "protocol": split.protocol,
     }
-    Path(run_dir, RESULT).write_text(json.dumps(result, indent=2))
+    RunFolder(run_dir).write_json(RESULT, result)
     return result
 
 

@@ -1,12 +1,11 @@
-"""UNIT's coupled VAE for 32x32 digits: the generator of the domain-adaptation experiments.
+"""The two networks of UNIT's digit domain adaptation (the paper's section 4, digits).
 
-The image-translation model (:mod:`unitlab.models`) is fully convolutional with a spatial latent;
-for digits the authors use a small DCGAN-like pair instead (``CoVAE32x32`` in their NIPS code,
-``shared/GUIDE.md`` section 2): each domain's *first* encoder layer and *last* generator layers
-are private, everything in between is one module object used by both domains, and the latent is
-a full Gaussian (mu and a softplus sigma) of ``8 * channels`` numbers per image.
-
-Two details that matter for adaptation:
+**The coupled VAE** (:class:`CoupledDigitVAE`, the generator). The image-translation model
+(:mod:`unitlab.models`) is fully convolutional with a spatial latent; for digits the authors use
+a small DCGAN-like pair instead (``CoVAE32x32`` in their NIPS code): each domain's *first*
+encoder layer and *last* generator layers are private, everything in between is one module
+object used by both domains, and the latent is a full Gaussian (mu and a softplus sigma) of
+``8 * channels`` numbers per image. Two details matter for adaptation:
 
 * **xy-coordinate channels.** Two constant channels holding each pixel's (row, column) in
   [-1, 1] are appended to every input image, so the convolutions know *where* a stroke is;
@@ -15,22 +14,32 @@ Two details that matter for adaptation:
 * **Shared batch norm.** Both domains' batches go through the shared layers *together*, so the
   batch statistics are those of the union: a feature means the same in both domains.
 
-Tying is by object identity, as in :class:`unitlab.models.UNIT`: ``shared_encoder`` and
-``shared_decoder`` are single modules, so ``parameters()`` lists each weight once and a gradient
-from either domain moves the one copy. The reparameterisation and its KL go through
-:func:`unitlab.ops.reparameterize` (the fused Triton kernel on a GPU).
+**The discriminator-classifier** (:class:`DigitDiscriminator`): each domain has a *private*
+first layer (5x5 conv + max-pool), the higher layers (convs of 128, 256, 512 channels, each +
+max-pool) are *shared*, and two shared heads read the top features: real/fake, and a 10-class
+digit classifier trained on source labels. Adaptation works because the shared layers must
+serve both domains' images. Layer details follow the authors' ``CoDis32x32``: conv (stride 1)
+-> ReLU -> max-pool 2, dropout 0.1 / 0.3 / 0.5 / 0.5 on the classifier/discriminator path and
+none on the features used for feature matching, heads as convolutions over the last 2x2 map.
+
+Tying is by object identity, as in :class:`unitlab.models.UNIT`: a shared layer is one module,
+so ``parameters()`` lists each weight once and a gradient from either domain moves the one copy.
+The reparameterisation and its KL go through :func:`unitlab.ops.reparameterize` (the fused
+Triton kernel on a GPU).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+from einops import repeat
 from torch import Tensor, nn
 
-from . import ops
-from .models import _check_domain, _unique, check_images
+from .. import ops
+from ..models import check_domain, check_images, init_weights, unique_parameters
 
 SIZE = 32  # the layer arithmetic below (two stride-2 convs, then an 8x8 conv) is for 32x32
 
@@ -52,8 +61,7 @@ def _up(c_in: int, c_out: int, padding: int) -> nn.Sequential:
 def coordinate_channels(size: int = SIZE) -> Tensor:
     """(2, size, size): row and column of each pixel, scaled to [-1, 1)."""
     ramp = (torch.arange(size, dtype=torch.float32) - size / 2) / (size / 2)
-    rows, cols = torch.meshgrid(ramp, ramp, indexing="ij")
-    return torch.stack([rows, cols])
+    return torch.stack([repeat(ramp, "h -> h w", w=size), repeat(ramp, "w -> h w", h=size)])
 
 
 class CoupledDigitVAE(nn.Module):
@@ -125,17 +133,18 @@ class CoupledDigitVAE(nn.Module):
         return nn.Sequential(_up(2 * ch, ch, 1), nn.ConvTranspose2d(ch, out_channels, 1), nn.Tanh())
 
     def image_channels(self, domain: str) -> int:
-        return {"a": self.channels_a, "b": self.channels_b}[_check_domain(domain)]
+        return {"a": self.channels_a, "b": self.channels_b}[check_domain(domain)]
 
     def _private_encoder(self, domain: str) -> nn.Module:
-        return {"a": self.private_encoder_a, "b": self.private_encoder_b}[_check_domain(domain)]
+        return {"a": self.private_encoder_a, "b": self.private_encoder_b}[check_domain(domain)]
 
     def private_decoder(self, domain: str) -> nn.Module:
-        return {"a": self.private_decoder_a, "b": self.private_decoder_b}[_check_domain(domain)]
+        return {"a": self.private_decoder_a, "b": self.private_decoder_b}[check_domain(domain)]
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The tied weights (encoder top, latent heads, decoder bottom), each once."""
-        return list(_unique(self.shared_encoder, self.mu, self.sigma, self.shared_decoder))
+        shared = (self.shared_encoder, self.mu, self.sigma, self.shared_decoder)
+        return list(unique_parameters(*shared))
 
     def encode(self, images: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """``{"a": x_a, "b": x_b}`` (either may be missing) -> ``(mu, log-variance)``, (N, D).
@@ -184,3 +193,97 @@ class CoupledDigitVAE(nn.Module):
             return self.decode(mu, direction[-1])
         finally:
             self.train(was_training)
+
+
+N_CLASSES = 10
+# The authors' digit discriminator: 64 private channels, then 128 / 256 / 512 shared.
+PAPER_CHANNELS = (64, 128, 256, 512)
+# Dropout before the shared layers and after each of them (CoDis32x32).
+PAPER_DROPOUT = (0.1, 0.3, 0.5, 0.5)
+# The guide's optimiser for the digit experiments: Adam 2e-4, betas (0.5, 0.999), L2 5e-4.
+BETAS = (0.5, 0.999)
+WEIGHT_DECAY = 5e-4
+
+
+def _conv_pool(c_in: int, c_out: int, negative_slope: float) -> nn.Sequential:
+    """5x5 conv (stride 1, 'same' padding) -> (leaky) ReLU -> 2x2 max-pool: halves the size."""
+    act = nn.ReLU() if negative_slope == 0 else nn.LeakyReLU(negative_slope)
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 5, padding=2), act, nn.MaxPool2d(2))
+
+
+class DigitDiscriminator(nn.Module):
+    """Both domains' discriminator-classifiers as one module, tied by object identity.
+
+    ``private_a`` / ``private_b`` see the raw images; ``shared`` (one ``nn.Sequential``) and the
+    heads ``real_fake`` (one logit) and ``classifier`` (``n_classes`` logits) serve both, so a
+    gradient from either domain moves the same weights and ``parameters()`` lists each once.
+
+    ``channels``: the private layer's width, then each shared layer's (paper: 64, 128, 256,
+    512). ``image_size`` must be divisible by ``2 ** len(channels)``; the heads are convolutions
+    over the remaining map (2x2 for 32x32 digits), i.e. fully connected. ``negative_slope`` 0
+    is the authors' ReLU; ``dropout`` gives one rate per dropout point (``len(channels)``).
+    ``share_first`` ties the first layer too (``private_a is private_b``): a fully shared
+    discriminator, whose target path starts out as the source-only classifier.
+    Domain "a" is the source, "b" the target, as in the authors' code.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: Sequence[int] = PAPER_CHANNELS,
+        n_classes: int = N_CLASSES,
+        image_size: int = 32,
+        negative_slope: float = 0.0,
+        dropout: Sequence[float] = PAPER_DROPOUT,
+        share_first: bool = False,
+    ) -> None:
+        super().__init__()
+        channels = tuple(channels)
+        if len(channels) < 2:
+            raise ValueError(f"channels needs a private and >= 1 shared width, got {channels}")
+        if len(dropout) != len(channels):
+            raise ValueError(f"dropout needs {len(channels)} rates, got {len(dropout)}")
+        final = image_size // 2 ** len(channels)
+        if final < 1 or image_size % 2 ** len(channels):
+            raise ValueError(
+                f"image_size={image_size} must be divisible by 2**{len(channels)} "
+                f"(one max-pool per layer)"
+            )
+        self.private_a = _conv_pool(in_channels, channels[0], negative_slope)
+        self.private_b = (
+            self.private_a if share_first else _conv_pool(in_channels, channels[0], negative_slope)
+        )
+        self.shared = nn.Sequential(
+            *(
+                _conv_pool(c_in, c_out, negative_slope)
+                for c_in, c_out in zip(channels[:-1], channels[1:], strict=True)
+            )
+        )
+        self.dropout = nn.ModuleList(nn.Dropout(p) for p in dropout)
+        self.real_fake = nn.Conv2d(channels[-1], 1, final)
+        self.classifier = nn.Conv2d(channels[-1], n_classes, final)
+        self.feature_size = channels[-1] * final * final
+        self.apply(init_weights)
+
+    def private(self, domain: str) -> nn.Sequential:
+        return {"a": self.private_a, "b": self.private_b}[check_domain(domain)]
+
+    def _trunk(self, x: Tensor, domain: str, dropout: bool) -> Tensor:
+        """Top shared feature map; with ``dropout``, the authors' training-path dropouts."""
+        h = self.private(domain)(x)
+        for i, layer in enumerate(self.shared):
+            h = layer(self.dropout[i](h) if dropout else h)
+        return self.dropout[-1](h) if dropout else h
+
+    def features(self, x: Tensor, domain: str) -> Tensor:
+        """The highest shared features, flattened (N, feature_size), without dropout.
+
+        These are what the guide's feature-matching loss compares (x_ab vs x_aa, x_ba vs x_bb);
+        the authors' code takes them from the dropout-free path.
+        """
+        return self._trunk(x, domain, dropout=False).flatten(1)
+
+    def forward(self, x: Tensor, domain: str) -> tuple[Tensor, Tensor]:
+        """``(real/fake logit (N,), class logits (N, n_classes))`` of images from ``domain``."""
+        h = self._trunk(x, domain, dropout=True)
+        return self.real_fake(h).flatten(), self.classifier(h).flatten(1)

@@ -1,6 +1,7 @@
-"""UNIT domain adaptation on digits: the training loop, its presets and its run folder.
+"""UNIT domain adaptation on digits: the trainer and its run.
 
-The recipe is the authors' digit one (``shared/GUIDE.md`` section 2), in two alternating steps:
+The recipe is the authors' digit one (their NIPS code's ``CoVAE32x32`` + ``CoDis32x32``), in two
+alternating steps:
 
 * **Discriminator step** (generator fixed). The shared discriminator learns (1) real vs fake on
   both domains, the fakes being reconstructions and translations; (2) the digit classes of the
@@ -30,134 +31,22 @@ run continues exactly as an uninterrupted one on the CPU.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import losses
-from .adapt import BETAS, DigitDiscriminator, accuracy, fit_source_classifier
-from .checkpoint import config_mismatch, load_checkpoint, save_checkpoint
-from .data.adaptation import AdaptationSplit, adaptation_split
-from .data.digit_geometry import random_affine
-from .digit_vae import CoupledDigitVAE
-from .trainer import NonFiniteLossError, _logged_seconds, _StopAtStepBoundary
-
-# The paper's digit accuracies (Table 3 of the NIPS paper), for the results table.
-PAPER = {("svhn", "mnist"): 0.9053, ("mnist", "usps"): 0.9597, ("usps", "mnist"): 0.9358}
-
-
-@dataclass
-class AdaptConfig:
-    """One adaptation run. ``dis_width`` is the discriminator's private width; its shared
-    layers are 2x, 4x, 8x that (the paper: 64 -> 64/128/256/512)."""
-
-    preset: str = "cpu"
-    source: str = "usps"
-    target: str = "mnist"
-    seed: int = 0
-    steps: int = 3000
-    batch_size: int = 64
-    gen_width: int = 32
-    dis_width: int = 32
-    lr: float = 2e-4
-    weight_decay: float = 5e-4
-    gan: float = 1.0
-    cls: float = 10.0
-    feature: float = 1e-4
-    # Not in the authors' recipe: cross-entropy of the source labels on the source images
-    # *translated* into the target domain, read through the target's private layer.
-    cls_translated: float = 0.0
-    # UNIT's cycle stream (summed squared error, like ``recon``); the authors' digit code has none.
-    cycle: float = 0.0
-    # Tie the discriminator's first layer too (the authors keep it private per domain).
-    dis_share_first: bool = False
-    # The VAE's posterior standard deviation at initialisation (the authors': log 2 = 0.69).
-    initial_sigma: float = 0.6931
-    # Start the target's private generator layers as copies of the source's (see
-    # CoupledDigitVAE.mirror_private_layers): translations begin as reconstructions.
-    mirror_init: bool = False
-    # Size-normalise MNIST and USPS digits (data.digit_geometry.normalise_size), training and
-    # evaluation images alike: the datasets frame their digits differently (see docs/results.md).
-    normalise: bool = False
-    # Random affine warps of every training batch, both domains (data.digit_geometry).
-    augment: bool = False
-    # Source-only steps that train the discriminator's classifier path before adaptation starts
-    # (as ADDA starts from a source classifier): ~20x cheaper per step than an adaptation step.
-    warm_start: int = 0
-    kl: float = 1e-3
-    recon: float = 1e-2
-    eval_every: int = 250
-    checkpoint_every: int = 250
-    log_every: int = 25
-
-    def validate(self) -> None:
-        counts = ("steps", "warm_start", "batch_size", "gen_width", "dis_width", "eval_every")
-        for name in (*counts, "log_every"):
-            if getattr(self, name) < (0 if name in ("steps", "warm_start") else 1):
-                raise ValueError(f"{name}={getattr(self, name)} is out of range")
-        weights = ("gan", "cls", "feature", "cls_translated", "kl", "recon", "cycle")
-        for name in ("lr", "weight_decay", *weights):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def dis_channels(self) -> tuple[int, ...]:
-        w = self.dis_width
-        return (w, 2 * w, 4 * w, 8 * w)
-
-
-# What the CPU presets change from the authors' recipe, and why (docs/results.md has the
-# trials): narrower networks (16 instead of 64: ~16x fewer FLOPs per step); the discriminator's
-# first layer tied too, so the target's path starts as the source classifier instead of from
-# random weights (USPS -> MNIST after 200 steps: 0.42 against 0.26); feature matching weighted
-# 0.01 instead of 1e-4; MNIST and USPS size-normalised and batches randomly warped (the two
-# datasets frame digits differently: this alone lifts the source-only USPS -> MNIST classifier
-# from 0.42 to 0.89 at 1,000 steps); and 1,500 cheap source-only steps before the 1,000
-# adaptation steps.
-_CPU = dict(
-    gen_width=16,
-    dis_width=16,
-    steps=1000,
-    dis_share_first=True,
-    feature=0.01,
-    normalise=True,
-    augment=True,
-    warm_start=1500,
-)
-ADAPT_PRESETS: dict[str, dict] = {
-    # The authors' setting: full widths, 200k iterations of batch 64 (days on a CPU).
-    "paper": dict(gen_width=64, dis_width=64, steps=200_000, eval_every=5000),
-    # Well inside the 60-minute CPU budget on 2 cores (~15-30 minutes).
-    "cpu": _CPU,
-    # A minutes-long smoke run for tests and the notebook's CI mode.
-    "tiny": {
-        **_CPU,
-        "gen_width": 8,
-        "dis_width": 8,
-        "steps": 200,
-        "batch_size": 32,
-        "eval_every": 100,
-        "warm_start": 200,
-    },  # fmt: skip
-}
-
-
-def adapt_preset(name: str, **overrides) -> AdaptConfig:
-    """The named preset with ``overrides`` (field=value) applied and validated."""
-    if name not in ADAPT_PRESETS:
-        raise ValueError(f"unknown adaptation preset {name!r}; choose from {sorted(ADAPT_PRESETS)}")
-    cfg = AdaptConfig(preset=name, **{**ADAPT_PRESETS[name], **overrides})
-    cfg.validate()
-    return cfg
+from .. import losses
+from ..checkpoint import config_mismatch, load_checkpoint
+from ..data.adaptation import AdaptationSplit, adaptation_split
+from ..data.digit_geometry import random_affine
+from ..run import NonFiniteLossError, RunFolder, RunLock, fit
+from .baseline import accuracy, fit_source_classifier
+from .config import AdaptConfig
+from .models import BETAS, CoupledDigitVAE, DigitDiscriminator
 
 
 def feature_matching(features_translated: Tensor, features_reconstructed: Tensor) -> Tensor:
@@ -327,7 +216,7 @@ class AdaptTrainer:
 
     # ---- checkpoints ------------------------------------------------------------------------
 
-    def state(self) -> dict:
+    def state_dict(self) -> dict:
         return {
             "config": self.cfg.to_dict(),
             "step": self.step,
@@ -338,8 +227,8 @@ class AdaptTrainer:
             "torch_rng": torch.get_rng_state(),
         }
 
-    def load_state(self, state: dict, where: str = "checkpoint") -> None:
-        """Restore a ``state()``; refuses one written by another config (naming the fields)."""
+    def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        """Restore a ``state_dict()``; refuses one written by another config (naming the fields)."""
         # A field added after the checkpoint was written counts as its default value.
         defaults = {f.name: f.default for f in dataclasses.fields(AdaptConfig)}
         problems = config_mismatch({**defaults, **state["config"]}, self.cfg.to_dict())
@@ -365,7 +254,7 @@ def load_trainer(run_or_file: str | Path, split: AdaptationSplit) -> AdaptTraine
     """The trainer (models, optimisers, step) saved in a run folder or checkpoint file."""
     state = load_checkpoint(run_or_file)
     trainer = AdaptTrainer(AdaptConfig(**state["config"]), split)
-    trainer.load_state(state, where=str(run_or_file))
+    trainer.load_state_dict(state, where=str(run_or_file))
     return trainer
 
 
@@ -378,49 +267,91 @@ def run_adaptation(
     on_eval: Callable[[dict], None] | None = None,
     device: str | torch.device = "cpu",
 ) -> dict:
-    """Train ``cfg.steps`` steps into ``out_dir`` (config.json, log.jsonl, checkpoint.pt).
+    """Train ``cfg.steps`` steps into ``out_dir`` (config, log and checkpoint: a RunFolder).
 
     Every ``eval_every`` steps (and at the end) the target accuracy is logged and passed to
-    ``on_eval``. ``resume`` continues from ``out_dir/checkpoint.pt``. Ctrl-C stops at the end of
+    ``on_eval``. ``resume`` continues from the folder's checkpoint. Ctrl-C stops at the end of
     the current step, saves it, and raises ``KeyboardInterrupt``. Returns the final log row.
     ``device``: where to train ("cuda" for the ``paper`` preset); resuming is exact on the CPU.
     """
-    from tqdm.auto import tqdm
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(out_dir)
     trainer = AdaptTrainer(cfg, split, device)
-    ckpt, log = out / "checkpoint.pt", out / "log.jsonl"
-    start = time.perf_counter() - (_logged_seconds(log) if resume else 0.0)
+    started = time.perf_counter()
     if resume:
-        trainer.load_state(load_checkpoint(ckpt, map_location=device), where=str(ckpt))
+        trainer.load_state_dict(folder.load(map_location=device), where=str(folder.checkpoint))
+        folder.truncate(trainer.step)
     else:
-        if log.exists():
-            log.unlink()  # a fresh run does not append to an old log
+        folder.clear_logs()  # a fresh run does not append to an old log
         if cfg.warm_start:  # counted in the run's seconds: it is part of its cost
             trainer.warm_start()
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-    bar = tqdm(total=cfg.steps, initial=trainer.step, disable=not progress, desc="adapt")
-    row: dict = {"step": trainer.step}
-    with bar, _StopAtStepBoundary() as stop:
-        while trainer.step < cfg.steps:
-            losses_now = trainer.train_step()
-            bar.update(1)
-            step, final = trainer.step, trainer.step == cfg.steps
-            if step % cfg.log_every == 0 or step % cfg.eval_every == 0 or final:
-                row = {"step": step, "seconds": round(time.perf_counter() - start, 2)}
-                row |= {k: round(v, 5) for k, v in losses_now.items()}
-                if step % cfg.eval_every == 0 or final:
-                    row |= trainer.evaluate()
-                    bar.set_postfix(target=f"{row['target_accuracy']:.4f}")
-                    if on_eval is not None:
-                        on_eval(row)
-                with open(log, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-            if step % cfg.checkpoint_every == 0 or final or stop.requested:
-                save_checkpoint(trainer.state(), ckpt)
-            if stop.requested:
-                raise KeyboardInterrupt(f"stopped at step {step}; {ckpt} holds that step")
-    if "target_accuracy" not in row:  # resumed at or past the end: score what is there
-        row |= trainer.evaluate()
-    return row
+    folder.write_config(cfg.to_dict())
+    last: dict = {"step": trainer.step}
+
+    def record(row: dict) -> None:
+        last.clear()
+        last.update(row)
+        if on_eval is not None:
+            on_eval(row)
+
+    fit(
+        trainer,
+        cfg.steps,
+        folder=folder,
+        log_every=cfg.log_every,
+        checkpoint_every=cfg.checkpoint_every,
+        evaluate=trainer.evaluate,
+        eval_every=cfg.eval_every,
+        on_eval=record,
+        progress=progress,
+        desc="adapt",
+        spent=time.perf_counter() - started,
+    )
+    if "target_accuracy" not in last:  # resumed at or past the end: score what is there
+        last |= trainer.evaluate()
+    return last
+
+
+def saved_config(run_dir: str | Path) -> AdaptConfig:
+    """The config an adaptation run folder's checkpoint was written with."""
+    folder = RunFolder(run_dir)
+    try:
+        return AdaptConfig(**folder.load()["config"])
+    except TypeError:  # e.g. a `unitlab train` checkpoint
+        raise ValueError(
+            f"{folder.checkpoint} is not a digit-adaptation checkpoint "
+            f"(written by `unitlab train`?); resume it with the command that wrote it"
+        ) from None
+
+
+def adapt_run(
+    cfg: AdaptConfig,
+    split: AdaptationSplit,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    baseline: bool = True,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    on_eval: Callable[[dict], None] | None = None,
+) -> dict:
+    """A whole adaptation run as one call: its source-only baseline (cached in the folder), the
+    adaptation (:func:`run_adaptation`) and ``result.json``, which it returns.
+
+    A fresh run refuses a folder that already holds one; ``resume`` continues it and refuses a
+    changed config (only ``steps`` may change). The folder belongs to this process meanwhile.
+    """
+    from . import report
+
+    cfg.validate()
+    folder = RunFolder(run_dir)
+    with RunLock(run_dir):
+        if not resume and folder.has_checkpoint():
+            raise ValueError(
+                f"{run_dir} already holds a run; pass --resume to continue it or "
+                f"--name to start another (nothing was overwritten)"
+            )
+        reference = report.source_only(cfg, split, run_dir, device) if baseline else None
+        final = run_adaptation(
+            cfg, split, run_dir, resume, progress=progress, on_eval=on_eval, device=device
+        )
+        return report.write_result(run_dir, cfg, split, final, reference)

@@ -1,0 +1,34 @@
+"""UNIT's digit domain adaptation (SVHN/USPS/printed digits -> MNIST, MNIST -> USPS).
+
+One module per job:
+
+- :mod:`.models` — the coupled VAE (generator) and the shared discriminator-classifier;
+- :mod:`.config` — :class:`AdaptConfig` and its presets (``paper``, ``cpu``, ``tiny``);
+- :mod:`.trainer` — :class:`AdaptTrainer` (the two alternating steps) and its run;
+- :mod:`.baseline` — the source-only classifier every adaptation number must beat;
+- :mod:`.report` — ``result.json`` of a run and the results table (``python -m
+  unitlab.adapt.report RUN...``).
+
+The data (splits that keep target labels out of training) is :mod:`unitlab.data.adaptation`.
+"""
+
+from .baseline import accuracy, train_source_only
+from .config import ADAPT_PRESETS, PAPER, AdaptConfig, adapt_preset
+from .models import CoupledDigitVAE, DigitDiscriminator
+from .trainer import AdaptTrainer, adapt_run, config_split, load_trainer, run_adaptation
+
+__all__ = [
+    "ADAPT_PRESETS",
+    "PAPER",
+    "AdaptConfig",
+    "AdaptTrainer",
+    "CoupledDigitVAE",
+    "DigitDiscriminator",
+    "accuracy",
+    "adapt_preset",
+    "adapt_run",
+    "config_split",
+    "load_trainer",
+    "run_adaptation",
+    "train_source_only",
+]

@@ -1,0 +1,104 @@
+"""A map-world UNIT run as one library call: :func:`train_run`.
+
+``unitlab train``, the shipped models (:mod:`unitlab.pretrained`) and anyone's script run the
+same function, so a run folder means the same thing whoever made it: its config, log, samples,
+checkpoint, held-out curve and ``metrics.json`` (UNIT's held-out pixel accuracy next to the
+baselines'). The command line only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .checkpoint import config_mismatch
+from .config import TrainConfig
+from .data import sources
+from .evaluate import evaluate_run, train_with_curve
+from .run import RunFolder, RunLock
+from .trainer import Trainer
+
+
+def saved_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run folder's checkpoint was written with."""
+    folder = RunFolder(run_dir)
+    return TrainConfig.from_dict(folder.load()["config"])
+
+
+def train_run(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    eval_every: int = 0,
+    progress: bool = True,
+    on_eval: Callable[[int, float], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Train ``cfg`` into ``run_dir``; return (and write as ``metrics.json``) its held-out report.
+
+    ``resume`` continues the folder's checkpoint exactly; ``cfg`` must then be the saved config
+    (only ``steps`` may differ, to extend a run), and anything else is refused, naming each
+    field. A fresh run refuses a folder that already holds one. ``eval_every`` > 0 measures
+    the held-out pixel accuracy every so many steps (``curve.jsonl``; ``on_eval(step,
+    accuracy)`` sees each point). The folder belongs to this process while it trains
+    (:class:`unitlab.run.RunLock`). Raises :class:`unitlab.run.NonFiniteLossError` on a NaN loss
+    and :class:`unitlab.run.RunInterrupted` on Ctrl-C, the last checkpoint kept in both cases.
+    """
+    cfg.validate()
+    if eval_every < 0:
+        raise ValueError(f"eval_every={eval_every} must be >= 0")
+    folder = RunFolder(run_dir)
+    with RunLock(run_dir):  # one process per run folder; released however this one ends
+        state = folder.load() if resume else None
+        if state is not None:
+            _refuse_changes(TrainConfig.from_dict(state["config"]), cfg)
+        elif folder.has_checkpoint():
+            raise ValueError(
+                f"{run_dir} already holds a run; pass --resume to continue it or "
+                f"--name to start another (nothing was overwritten)"
+            )
+        else:
+            folder.clear_logs()
+        trainer = Trainer(cfg, device)
+        if state is not None:
+            trainer.load_state_dict(state)
+            folder.truncate(trainer.step)
+            if cfg.steps < trainer.step:
+                raise ValueError(
+                    f"--steps {cfg.steps} is below the {trainer.step} steps {run_dir} has done"
+                )
+            if on_resume is not None:
+                on_resume(trainer.step)
+        data_a, data_b = sources.training_data(cfg)
+        if eval_every:
+
+            def point(step: int, accuracy: float) -> None:
+                folder.append(RunFolder.CURVE, {"step": step, "accuracy": accuracy})
+                if on_eval is not None:
+                    on_eval(step, accuracy)
+
+            held_out = sources.evaluation_pairs(cfg)
+            train_with_curve(
+                trainer, data_a, data_b, held_out, eval_every, run_dir, progress, on_point=point
+            )
+        else:
+            trainer.fit(data_a, data_b, run_dir=run_dir, progress=progress)
+        report = evaluate_run(trainer.model, cfg, train_maps=data_b)
+        folder.write_metrics(report)
+        return report
+
+
+def _refuse_changes(saved: TrainConfig, requested: TrainConfig) -> None:
+    """A resumed run continues its saved config: only ``steps`` may change."""
+    diffs = config_mismatch(saved.to_dict(), requested.to_dict(), names=("the run", "you ask"))
+    diffs = [d for d in diffs if not d.startswith("steps:")]
+    if diffs:
+        raise ValueError(
+            "--resume continues the saved config and cannot change "
+            + "; ".join(diffs)
+            + " (start a new run with --name instead)"
+        )
