@@ -214,3 +214,21 @@ def test_train_step_feeds_the_discriminator_this_steps_translations():
     assert {"dis", "gen", "gan"} <= set(out)
     x_ab, x_ba = t.last_translations
     assert x_ab.shape == x_a.shape and not x_ab.requires_grad
+
+
+def test_evaluate_scores_the_held_out_pairs_without_touching_any_rng():
+    from unitlab import metrics
+    from unitlab.data.sources import evaluation_pairs
+    from unitlab.evaluate import translate_uint8
+
+    cfg = get_preset("tiny")
+    trainer = Trainer(cfg)
+    rng = torch.get_rng_state()
+    score = trainer.evaluate()
+    assert torch.equal(rng, torch.get_rng_state())
+    sat, maps = evaluation_pairs(cfg)
+    assert score == {"accuracy": metrics.pixel_accuracy(translate_uint8(trainer.model, sat), maps)}
+    trainer.held_out = (sat[:2], maps[:2])  # any pairs, e.g. the ablation's
+    assert trainer.evaluate()["accuracy"] == metrics.pixel_accuracy(
+        translate_uint8(trainer.model, sat[:2]), maps[:2]
+    )

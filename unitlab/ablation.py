@@ -72,10 +72,10 @@ def run_variant(
 ) -> dict[str, Any]:
     """Train one variant with one seed; return its record (and write its small files)."""
     from .data.sources import evaluation_pairs, training_data
-    from .evaluate import train_with_curve, translate_uint8
+    from .evaluate import translate_uint8
     from .machine import machine_description
     from .run import RunFolder
-    from .trainer import Trainer
+    from .trainer import Trainer, train_with_curve
 
     cfg = variant_config(name, preset, steps)
     cfg.seed = seed

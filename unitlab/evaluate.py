@@ -10,10 +10,6 @@ spatial context can do.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
 from torch import Tensor
@@ -24,9 +20,6 @@ from .data import mapworld
 from .data.sources import evaluation_pairs, evaluation_triples, training_data, training_pairs
 from .images import tensor_to_uint8, uint8_to_tensor
 from .models import UNIT
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
 
 
 @torch.no_grad()
@@ -47,41 +40,6 @@ def translate_uint8(
     finally:
         model.train(was_training)
     return np.concatenate(out)
-
-
-def train_with_curve(
-    trainer: Trainer,
-    data_a: Tensor,
-    data_b: Tensor,
-    held_out: tuple[np.ndarray, np.ndarray],
-    every: int,
-    run_dir: str | Path | None = None,
-    progress: bool = False,
-    on_point: Callable[[int, float], None] | None = None,
-) -> list[tuple[int, float]]:
-    """Train to ``trainer.cfg.steps``, measuring every ``every`` steps (and at the end) the
-    held-out pixel accuracy of ``held_out = (satellites, maps)``; return ``[(step, accuracy)]``.
-
-    The points fall on multiples of ``every``, so a resumed run keeps the same grid of points.
-    """
-    if every < 1:
-        raise ValueError(f"every={every} must be >= 1")
-    sat, maps = held_out
-    curve: list[tuple[int, float]] = []
-
-    def accuracy() -> dict[str, float]:
-        return {"accuracy": metrics.pixel_accuracy(translate_uint8(trainer.model, sat), maps)}
-
-    def record(row: dict) -> None:
-        curve.append((row["step"], row["accuracy"]))
-        if on_point is not None:
-            on_point(row["step"], row["accuracy"])
-
-    trainer.fit(
-        data_a, data_b, run_dir, progress=progress, evaluate=accuracy, eval_every=every,
-        on_eval=record,
-    )  # fmt: skip
-    return curve
 
 
 def evaluate_run(

@@ -51,8 +51,7 @@ def run_recipe(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from .data.sources import evaluation_pairs, training_data
-    from .evaluate import train_with_curve
-    from .trainer import Trainer
+    from .trainer import Trainer, train_with_curve
 
     if job["threads"]:  # a worker process of its own; in-process runs keep the caller's setting
         torch.set_num_threads(job["threads"])

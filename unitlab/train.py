@@ -16,9 +16,9 @@ import torch
 from .checkpoint import config_mismatch
 from .config import TrainConfig
 from .data import sources
-from .evaluate import evaluate_run, train_with_curve
+from .evaluate import evaluate_run
 from .run import RunFolder, RunLock
-from .trainer import Trainer
+from .trainer import Trainer, train_with_curve
 
 
 def saved_config(run_dir: str | Path) -> TrainConfig:

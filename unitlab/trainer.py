@@ -18,16 +18,19 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from . import losses, ops
+from . import losses, metrics, ops
 from .checkpoint import config_mismatch, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .data import sources
+from .evaluate import translate_uint8
 from .models import UNIT, check_images
 from .run import NonFiniteLossError, RunFolder, fit
 
-__all__ = ["NonFiniteLossError", "Streams", "Trainer"]
+__all__ = ["NonFiniteLossError", "Streams", "Trainer", "train_with_curve"]
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Trainer:
         self.step = 0
         self.last_translations: tuple[Tensor, Tensor] | None = None
         self.data: tuple[Tensor, Tensor] | None = None  # what train_step() draws from
+        self.held_out: tuple[np.ndarray, np.ndarray] | None = None  # what evaluate() scores
 
     def attach(self, data_a: Tensor, data_b: Tensor) -> Trainer:
         """The unpaired training images (N, C, H, W) that :meth:`train_step` draws batches of."""
@@ -187,6 +191,17 @@ class Trainer:
         """
         kernels = self.cfg.kernels
         return nullcontext() if kernels == "auto" else ops.use_backend(kernels)
+
+    def evaluate(self) -> dict[str, float]:
+        """The held-out satellite->map pixel accuracy (the paper's metric) of the model now.
+
+        Scores ``self.held_out`` (uint8 satellites, maps), by default the config's evaluation
+        pairs, generated on first use. Deterministic (z = mu): evaluating changes no RNG state.
+        """
+        if self.held_out is None:
+            self.held_out = sources.evaluation_pairs(self.cfg)
+        sat, maps = self.held_out
+        return {"accuracy": metrics.pixel_accuracy(translate_uint8(self.model, sat), maps)}
 
     def _check_finite(self, values: dict[str, Tensor]) -> None:
         bad = [k for k, v in values.items() if not torch.isfinite(v).all()]
@@ -313,3 +328,35 @@ def _real_vs_fake(dis: torch.nn.Module, real: Tensor, fake: Tensor, mode: str) -
     scores = dis(torch.cat([real, fake]))
     n = real.shape[0]
     return losses.discriminator_loss([s[:n] for s in scores], [s[n:] for s in scores], mode)
+
+
+def train_with_curve(
+    trainer: Trainer,
+    data_a: Tensor,
+    data_b: Tensor,
+    held_out: tuple[np.ndarray, np.ndarray],
+    every: int,
+    run_dir: str | Path | None = None,
+    progress: bool = False,
+    on_point: Callable[[int, float], None] | None = None,
+) -> list[tuple[int, float]]:
+    """Train to ``trainer.cfg.steps``, measuring every ``every`` steps (and at the end) the
+    held-out pixel accuracy of ``held_out = (satellites, maps)``; return ``[(step, accuracy)]``.
+
+    The points fall on multiples of ``every``, so a resumed run keeps the same grid of points.
+    """
+    if every < 1:
+        raise ValueError(f"every={every} must be >= 1")
+    trainer.held_out = held_out
+    curve: list[tuple[int, float]] = []
+
+    def record(row: dict) -> None:
+        curve.append((row["step"], row["accuracy"]))
+        if on_point is not None:
+            on_point(row["step"], row["accuracy"])
+
+    trainer.fit(
+        data_a, data_b, run_dir, progress=progress, evaluate=trainer.evaluate, eval_every=every,
+        on_eval=record,
+    )  # fmt: skip
+    return curve
