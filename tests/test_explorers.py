@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -89,10 +91,14 @@ def test_ablation_records_curves_and_files(ablation_dir):
         assert {p.name for p in folder.iterdir()} == {
             "config.json",
             "log.jsonl",
+            "curve.jsonl",
+            "metrics.json",
             "record.json",
             "samples.png",
             "translations.png",
         }
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["unit"] == run["accuracy"]  # train_run's report of the same run
     no_cycle = ablation_dir / runs[1]["folder"] / "config.json"
     assert '"use_cycle": false' in no_cycle.read_text()
     table = ablation.format_table(runs)

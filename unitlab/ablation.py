@@ -70,30 +70,37 @@ def run_variant(
     steps: int | None = None,
     eval_every: int = 100,
 ) -> dict[str, Any]:
-    """Train one variant with one seed; return its record (and write its small files)."""
-    from .data.sources import evaluation_pairs, training_data
+    """Train one variant with one seed through :func:`unitlab.train.train_run` (what
+    ``unitlab train`` runs); return its record and keep only the run's small files."""
+    from .data.sources import evaluation_pairs
     from .evaluate import translate_uint8
+    from .inference import load_model
     from .machine import machine_description
-    from .run import RunFolder
-    from .trainer import Trainer, train_with_curve
+    from .run import LOCK_NAME, RunFolder
+    from .train import train_run
 
     cfg = variant_config(name, preset, steps)
     cfg.seed = seed
     cfg.sample_every = cfg.checkpoint_every = max(cfg.steps, 1)  # one grid/checkpoint, at the end
     run_dir = Path(out) / slug(name) / f"seed{seed}"
-    data_a, data_b = training_data(cfg)
-    sat, maps = evaluation_pairs(cfg)
-    trainer = Trainer(cfg)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a run cut short before its record: start again
+    curve: list[tuple[int, float]] = []
     start = time.perf_counter()
-    curve = train_with_curve(trainer, data_a, data_b, (sat, maps), eval_every, run_dir)
+    train_run(
+        cfg, run_dir, eval_every=eval_every, progress=False,
+        on_eval=lambda step, accuracy: curve.append((step, accuracy)),
+    )  # fmt: skip
     seconds = time.perf_counter() - start
+    model, _ = load_model(run_dir)
     folder = RunFolder(run_dir)
-    folder.checkpoint.unlink(missing_ok=True)  # the records stay small
+    folder.checkpoint.unlink()  # the records stay small
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)  # a finished, shipped folder needs no lock
     os.replace(folder.sample_path(cfg.steps), run_dir / "samples.png")
     shutil.rmtree(run_dir / RunFolder.SAMPLES)
+    sat, maps = evaluation_pairs(cfg)
     shown = slice(0, 8)
     save_grid(
-        [uint8_to_tensor(sat[shown]), uint8_to_tensor(translate_uint8(trainer.model, sat[shown]))]
+        [uint8_to_tensor(sat[shown]), uint8_to_tensor(translate_uint8(model, sat[shown]))]
         + [uint8_to_tensor(maps[shown])],
         run_dir / "translations.png",
     )
