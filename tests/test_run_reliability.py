@@ -283,3 +283,14 @@ def test_an_interrupt_during_start_up_is_one_line_and_leaves_no_run(tmp_path, ca
     assert not (tmp_path / "tiny" / "checkpoint.pt").exists()
     monkeypatch.undo()
     assert train_tiny(tmp_path, "--steps", "3") == 0  # the lock went with the interrupted run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_train_on_a_missing_gpu_is_one_line_before_any_work(tmp_path, capsys):
+    assert train_tiny(tmp_path, "--device", "cuda") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "unitlab train: error: --device cuda: this machine has no CUDA device"
+    assert not tmp_path.joinpath("tiny").exists()  # nothing generated, nothing written
+    assert train_tiny(tmp_path, "--device", "gpu") == 2
+    assert "--device 'gpu' is not a device name" in capsys.readouterr().err
+    assert train_tiny(tmp_path, "--device", "auto", "--steps", "2") == 0  # the CPU here

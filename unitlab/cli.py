@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the held-out pixel accuracy every K steps and append it to curve.jsonl "
         "in the run folder (default 0: only at the end)",
     )
+    train.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: CUDA when this machine has it, else the CPU), cpu or cuda[:N]; "
+        "a resume is bit-exact on the CPU only",
+    )
 
     ce = sub.add_parser(
         "ceiling",
@@ -130,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-baseline", action="store_true", help="skip training the source-only baseline"
     )
     ad.add_argument(
-        "--device", default="cpu", help="cpu (default) or cuda[:N]; the paper preset is a GPU job"
+        "--device",
+        default="cpu",
+        help="cpu (default), cuda[:N] or auto; the paper preset is a GPU job",
     )
     _add_set_option(ad, "cls=5")
     ad.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -221,6 +229,7 @@ def _train(args: argparse.Namespace) -> int:
 
     if args.eval_every < 0:
         raise ValueError(f"--eval-every={args.eval_every} must be >= 0")
+    device = _device(args.device)  # before any work: a typo must not cost a data generation
     run_dir = Path(args.out) / (args.name or args.preset)
     cfg = _resumed_config(args, run_dir) if args.resume else _config_from_args(args)
     try:
@@ -228,6 +237,7 @@ def _train(args: argparse.Namespace) -> int:
             cfg,
             run_dir,
             resume=args.resume,
+            device=device,
             eval_every=args.eval_every,
             progress=not args.no_progress,
             on_eval=_print_curve_point,
@@ -419,9 +429,12 @@ def _adapt(args: argparse.Namespace) -> int:
 
 
 def _device(name: str) -> torch.device:
-    """``--device``, checked before any work starts (a typo must not cost a baseline run)."""
+    """``--device``, checked before any work starts (a typo must not cost a baseline run);
+    ``auto`` is CUDA when this machine has it, else the CPU."""
     import torch
 
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as exc:
