@@ -7,3 +7,13 @@
 
 They import the package; the package never imports them.
 """
+
+from pathlib import Path
+
+
+def publish(markdown: str, out: str | None) -> None:
+    """Print a benchmark's markdown and, with ``--out``, write it to that file too."""
+    print(markdown)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(markdown)

@@ -24,11 +24,12 @@ import datetime
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
 from unitlab.kernels import reference
+
+from . import publish
 
 IMPLS = ("eager", "compile", "triton")
 
@@ -275,10 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA GPU: kernel benchmark needs one")
         return 0
     text = report(args.quick, not args.no_compile, not args.no_step)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    publish(text, args.out)
     return 0
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from unitlab.config import get_preset
 from unitlab.machine import machine_description
 from unitlab.trainer import Trainer
+
+from . import publish
 
 TRAIN_CASES = [
     ("mapworld32", 8),
@@ -94,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--only takes PRESET:BATCH cases, got {' '.join(args.only)}")
     table = train_table(device, args.repeats, cases)
-    print(table)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table)
+    publish(table, args.out)
     return 0
 
 

@@ -82,31 +82,6 @@ class RunLock:
         self.release()
 
 
-def truncate_logs(
-    run_dir: str | Path, step: int, names: tuple[str, ...] = ("log.jsonl", "curve.jsonl")
-) -> None:
-    """Drop the rows of a run's JSON-lines logs written after ``step``.
-
-    A run killed between two checkpoints logged steps that its checkpoint does not hold; on
-    resume those steps are trained again, so their old rows go, and every step appears once.
-    Unreadable rows (a line cut by the kill) go too. Rewritten atomically.
-    """
-    for name in names:
-        path = Path(run_dir) / name
-        if not path.is_file():
-            continue
-        kept = []
-        for line in path.read_text().splitlines():
-            try:
-                if int(json.loads(line)["step"]) <= step:
-                    kept.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text("".join(f"{line}\n" for line in kept))
-        os.replace(tmp, path)
-
-
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or infinite; the last good checkpoint is left untouched."""
 
@@ -119,13 +94,12 @@ class RunInterrupted(KeyboardInterrupt):
         self.step = step
 
 
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON through a temp file and ``os.replace``: a reader (or a
-    run killed mid-write) sees the old file or the new one, never half of one."""
-    path = Path(path)
+def _replace_text(path: Path, text: str) -> Path:
+    """Write ``text`` through a temp file and ``os.replace``: a reader (or a run killed
+    mid-write) sees the old file or the new one, never half of one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
 
@@ -156,8 +130,8 @@ class RunFolder:
         return save_checkpoint(state, self.checkpoint)
 
     def write_json(self, name: str, data: Any) -> Path:
-        """``name`` in the folder, written atomically (see :func:`write_json_atomic`)."""
-        return write_json_atomic(self.dir / name, data)
+        """``name`` in the folder as indented JSON, written atomically."""
+        return _replace_text(self.dir / name, json.dumps(data, indent=2))
 
     def write_config(self, config: dict) -> Path:
         return self.write_json(self.CONFIG, config)
@@ -184,8 +158,24 @@ class RunFolder:
             return 0.0
 
     def truncate(self, step: int) -> None:
-        """Forget the log and curve rows after ``step`` (see :func:`truncate_logs`)."""
-        truncate_logs(self.dir, step, (self.LOG, self.CURVE))
+        """Drop the log and curve rows written after ``step``.
+
+        A run killed between two checkpoints logged steps that its checkpoint does not hold; on
+        resume those steps are trained again, so their old rows go, and every step appears once.
+        Unreadable rows (a line cut by the kill) go too. Rewritten atomically.
+        """
+        for name in (self.LOG, self.CURVE):
+            path = self.dir / name
+            if not path.is_file():
+                continue
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    if int(json.loads(line)["step"]) <= step:
+                        kept.append(line)
+                except (ValueError, KeyError, TypeError):
+                    continue
+            _replace_text(path, "".join(f"{line}\n" for line in kept))
 
     def clear_logs(self) -> None:
         """A fresh run does not append to an old run's rows."""
