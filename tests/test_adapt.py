@@ -198,3 +198,12 @@ def test_augmented_baseline_is_seeded_and_differs(split: AdaptationSplit) -> Non
     again = train_source_only(small, augment=True, **kwargs)
     assert warped["history"] == again["history"]
     assert warped["history"] != plain["history"]  # the batches were warped
+
+
+def test_target_inverted_option() -> None:
+    """Off by default (USPS <-> MNIST needs no inversion); any preset takes it."""
+    from unitlab.adapt.config import AdaptConfig, adapt_preset
+
+    assert AdaptConfig().target_inverted is False
+    cfg = adapt_preset("tiny", source="svhn", target="mnist", target_inverted=True)
+    assert cfg.target_inverted and cfg.to_dict()["target_inverted"] is True

@@ -308,3 +308,69 @@ def test_normalised_split_warps_grey_digits_only(
             grey = before.images[:100, :1]
             expected = normalise_size(grey).expand(-1, before.channels, -1, -1)
             assert torch.allclose(after.images[:100], expected, atol=1e-6), name
+
+
+# ------------------------------------------------------------------------------------------
+# Inverted target copies (the authors' SVHN -> MNIST recipe)
+
+
+@pytest.mark.parametrize("direction", [("usps", "mnist"), ("printed", "mnist")], ids="->".join)
+def test_target_inverted_doubles_target_training_only(
+    offline_data: Path,
+    splits: dict[tuple[str, str], AdaptationSplit],
+    direction: tuple[str, str],
+) -> None:
+    """``target_inverted=True``: the target training images, then each inverted (255 - x), rows
+    recorded as ``~r``; the source and the evaluation images exactly as without it."""
+    from unitlab.images import tensor_to_uint8, uint8_to_tensor
+
+    source, target = direction
+    plain = splits[direction]
+    doubled = adaptation_split(
+        source,  # type: ignore[arg-type]
+        target,  # type: ignore[arg-type]
+        offline_data,
+        printed_n=PRINTED_N,
+        target_inverted=True,
+    )
+    assert doubled.target_inverted and not plain.target_inverted
+    train, n = doubled.target_train, len(plain.target_train)
+    assert (
+        type(train) is Images and len(train) == 2 * n and train.origin == plain.target_train.origin
+    )
+    first, second = train.images[:n], train.images[n:]
+    assert torch.equal(first, plain.target_train.images)
+    assert torch.equal(second, -first)
+    # -x on [-1, 1] is 255 - x on 0..255: (255 - x) / 127.5 - 1 = -(x / 127.5 - 1).
+    grid = uint8_to_tensor(np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1))
+    inverse = uint8_to_tensor(255 - tensor_to_uint8(grid))
+    torch.testing.assert_close(-grid, inverse, rtol=0, atol=1e-6)  # float32 rounding only
+    if plain.channels == 3:  # still a grey target repeated to RGB
+        assert torch.equal(train.images[:, 0], train.images[:, 2])
+    rows = plain.target_train.indices
+    assert torch.equal(train.indices, torch.cat([rows, -rows - 1]))
+    assert np.array_equal(train.rows(), np.tile(rows.numpy(), 2))
+    for name in ("source_train", "target_eval"):
+        before, after = getattr(plain, name), getattr(doubled, name)
+        assert torch.equal(after.images, before.images) and torch.equal(after.labels, before.labels)
+        assert torch.equal(after.indices, before.indices)
+    assert "inverted copies" in doubled.protocol and "inverted" not in plain.protocol
+    # By content: neither an evaluation image nor its inverse is trained on.
+    evaluation = doubled.target_eval.images
+    assert not (row_hashes(evaluation) | row_hashes(-evaluation)) & row_hashes(train.images)
+
+
+def test_split_refuses_inverted_copies_of_evaluation_images() -> None:
+    """A copy recorded as ``~r`` is traced back to row ``r``: inverting an evaluation image does
+    not make it a training image."""
+    source = LabeledImages(
+        torch.zeros(2, 1, 32, 32), "Y train", torch.arange(2), torch.zeros(2).long()
+    )
+
+    def split(rows: list[int]) -> AdaptationSplit:
+        target_train = _part(rows, labeled=False)
+        return AdaptationSplit("y", "x", source, target_train, _part([3, 4]), "hand-made")
+
+    assert np.array_equal(split([0, 1, ~0, ~1]).target_train.rows(), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="1 evaluation images of X test.*row 4"):
+        split([0, 1, ~0, ~4])

@@ -91,6 +91,11 @@ class AdaptTrainer:
                 f"the config has normalise={cfg.normalise} but the split is {state}: "
                 "build the split with config_split(cfg)"
             )
+        if split.target_inverted != cfg.target_inverted:
+            raise ValueError(
+                f"the config has target_inverted={cfg.target_inverted} but the split was built "
+                f"with target_inverted={split.target_inverted}: build it with config_split(cfg)"
+            )
         self.cfg, self.device, self.step = cfg, torch.device(device), 0
         self.source, self.target = split.source_train, split.target_train
         self._target_eval = split.target_eval
@@ -245,9 +250,17 @@ class AdaptTrainer:
 
 
 def config_split(cfg: AdaptConfig, root: str | Path | None = None) -> AdaptationSplit:
-    """The data of ``cfg``'s run: its direction, seed and preprocessing (``normalise``)."""
+    """The data of ``cfg``'s run: its direction, seed and preprocessing (``normalise``,
+    ``target_inverted``)."""
     root = None if root is None else Path(root)
-    return adaptation_split(cfg.source, cfg.target, root, cfg.seed, normalise=cfg.normalise)
+    return adaptation_split(
+        cfg.source,
+        cfg.target,
+        root,
+        cfg.seed,
+        normalise=cfg.normalise,
+        target_inverted=cfg.target_inverted,
+    )
 
 
 def load_trainer(run_or_file: str | Path, split: AdaptationSplit) -> AdaptTrainer:

@@ -11,6 +11,9 @@ this module makes them structural rather than a matter of care:
 * Every part records its ``origin`` (the file split, e.g. "MNIST test") and ``indices`` (its rows
   there). ``AdaptationSplit`` refuses to exist if an evaluation row also appears in a training
   part of the same origin, so an overlapping split cannot be built, however it was put together.
+  An image *derived* from row ``r`` (the inverted copies of ``target_inverted``) is recorded as
+  ``~r`` (= -r - 1): indices stay unique, and the check maps ``~r`` back to ``r``, so a copy of
+  an evaluation image is a leak like the image itself.
 
 The protocol per direction (written out in ``docs/domain_adaptation.md``):
 
@@ -71,7 +74,8 @@ class Images:
     """Unlabelled images: float32 (N, C, 32, 32) in [-1, 1], rows ``indices`` of ``origin``.
 
     Deliberately holds no labels (a target's training set); ``origin`` and ``indices`` let
-    ``AdaptationSplit`` prove that no evaluation image is among them.
+    ``AdaptationSplit`` prove that no evaluation image is among them. A negative index ``~r``
+    (= -r - 1) marks an image derived from row ``r`` (an inverted copy): see :meth:`rows`.
     """
 
     images: torch.Tensor
@@ -89,6 +93,11 @@ class Images:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def rows(self) -> np.ndarray:
+        """The row of ``origin`` each image was made from: ``indices`` with ``~r`` read as ``r``."""
+        idx = self.indices.numpy()
+        return np.where(idx < 0, ~idx, idx)
 
     @property
     def channels(self) -> int:
@@ -140,6 +149,8 @@ class AdaptationSplit:
     protocol: str
     # Whether every MNIST / USPS image was size-normalised (``adaptation_split(normalise=...)``).
     normalised: bool = False
+    # Whether target_train ends with inverted copies of its images (``target_inverted=...``).
+    target_inverted: bool = False
 
     def __post_init__(self) -> None:
         if type(self.target_train) is not Images:  # a LabeledImages would leak target labels
@@ -159,7 +170,7 @@ class AdaptationSplit:
             part = parts[name]
             if part.origin != evaluation.origin:
                 continue
-            shared = np.intersect1d(part.indices.numpy(), evaluation.indices.numpy())
+            shared = np.intersect1d(part.rows(), evaluation.rows())
             if shared.size:
                 raise ValueError(
                     f"{shared.size} evaluation images of {evaluation.origin} are also in {name} "
@@ -253,6 +264,21 @@ class _Context:
         return Images(part.images, origin, rows)  # the labels go no further than here
 
 
+def with_inverted_copies(part: Images) -> Images:
+    """``part`` followed by its inverted copies (255 - x on uint8, i.e. -x on [-1, 1]).
+
+    The authors' SVHN -> MNIST recipe: MNIST is white on black, SVHN digits are either, so the
+    target is doubled with black-on-white copies. Copy ``i`` is image ``i`` inverted, recorded
+    with index ``~r`` (= -r - 1) for row ``r``: unique, and traced back to ``r`` by the leak check.
+    Colour parts that are repeated grey (3 equal channels, an expanded view) stay expanded views,
+    so the doubled set costs one grey copy, not three.
+    """
+    x = part.images
+    base = x[:, :1] if x.stride(1) == 0 or x.shape[1] == 1 else x  # grey: invert one channel
+    doubled = torch.cat([base, -base]).expand(-1, x.shape[1], -1, -1)
+    return Images(doubled, part.origin, torch.cat([part.indices, ~part.indices]))
+
+
 def _all(data: DigitData) -> torch.Tensor:
     return torch.arange(len(data))
 
@@ -319,6 +345,7 @@ def adaptation_split(
     download: bool = True,
     verify: bool = True,
     normalise: bool = False,
+    target_inverted: bool = False,
 ) -> AdaptationSplit:
     """The data of the ``source`` -> ``target`` adaptation task (see the module docstring).
 
@@ -331,7 +358,9 @@ def adaptation_split(
     to reproduce CI's protocol anywhere. ``download`` / ``verify``: as for the loaders.
     ``normalise``: size-normalise every grey digit (MNIST, USPS; training and evaluation images
     alike) with ``digit_geometry.normalise_size``, which takes away the two datasets' different
-    framing conventions; colour sources keep their framing.
+    framing conventions; colour sources keep their framing. ``target_inverted``: append an
+    inverted copy of every target *training* image (:func:`with_inverted_copies`; the authors'
+    SVHN -> MNIST recipe); the evaluation images are never inverted or doubled.
 
     Raises ``ValueError`` for unknown names or ``source == target``, ``FileNotFoundError``
     naming the missing file (and where to get it) when a dataset is not there.
@@ -357,6 +386,12 @@ def adaptation_split(
     )
     source_train, source_note = _source(source, ctx, printed_n)
     target_train, target_eval, (train_note, eval_note) = _target(target, ctx, mnist_eval)
+    if target_inverted:
+        n = len(target_train)
+        target_train = with_inverted_copies(target_train)
+        train_note += (
+            f", followed by their {n:,} inverted copies (255 - x; copy of row r recorded as ~r)"
+        )
     # Every target is grey: with a colour source it is repeated to RGB, as in the paper.
     rgb = " (the grey target repeated to RGB)" if ctx.channels == 3 else ""
     protocol = "\n".join(
@@ -370,5 +405,12 @@ def adaptation_split(
         ]
     )
     return AdaptationSplit(
-        source, target, source_train, target_train, target_eval, protocol, normalised=normalise
+        source,
+        target,
+        source_train,
+        target_train,
+        target_eval,
+        protocol,
+        normalised=normalise,
+        target_inverted=target_inverted,
     )
