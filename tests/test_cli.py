@@ -121,7 +121,16 @@ def test_translate_reports_missing_inputs_and_checkpoints(tmp_path, capsys):
 
 def test_presets_and_help(capsys):
     assert main(["presets"]) == 0
-    assert "mapworld32" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = lines[1 : next(i for i, line in enumerate(lines) if line.startswith("GFLOP/it"))]
+    rows = {line.split()[0]: line.split() for line in table}
+    assert {"mapworld32", "maps256", "streets256", "faces128"} <= rows.keys()
+    assert rows["maps256"][1:3] == ["maps", "256"] and rows["faces128"][1] == "celeba"
+    # what each costs: parameters, GFLOP per iteration, and the run's total grow with the size
+    gflop = {name: float(row[5]) for name, row in rows.items()}
+    assert gflop["paper64"] * 15 < gflop["paper256"] < gflop["paper64"] * 17  # ~16x the pixels
+    assert "svhn-mnist" in out and "MNIST doubled with inverted copies" in out  # adaptation
     for command in ("train", "translate", "evaluate", "ceiling", "presets"):
         with pytest.raises(SystemExit) as exc:
             main([command, "--help"])
@@ -158,3 +167,22 @@ def test_values_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, overr
     err = capsys.readouterr().err.strip()
     assert named in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "tiny").exists()  # refused before anything was written
+
+
+def test_a_dataset_on_disk_needs_its_folder_and_faces_an_attribute(tmp_path, capsys):
+    for preset, message in (
+        ("maps256", "data.source=maps reads a dataset on disk: give its folder with --data-root"),
+        ("streets256", "data.source=folders reads a dataset on disk"),
+    ):
+        assert train_tiny(tmp_path, "--preset", preset) == 2
+        assert message in capsys.readouterr().err
+    code = train_tiny(tmp_path, "--preset", "faces128", "--data-root", str(tmp_path),
+                      "--set", "data.attribute=")  # fmt: skip
+    assert code == 2
+    assert "data.source=celeba needs data.attribute" in capsys.readouterr().err
+    assert train_tiny(tmp_path, "--set", "data.source=imagenet") == 2
+    assert "data.source='imagenet' must be one of mapworld, maps, folders, celeba" in (
+        capsys.readouterr().err
+    )
+    assert train_tiny(tmp_path, "--set", "precision=fp16") == 2
+    assert "precision='fp16' must be fp32 or bf16" in capsys.readouterr().err

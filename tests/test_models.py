@@ -159,3 +159,20 @@ def test_discriminator_initialisations_set_the_starting_logit_spread():
         spread[scheme] = model.dis_b(x)[0].std().item()
         assert model.enc_a.stem[0].conv.weight.std().item() == pytest.approx(0.02, rel=0.2)
     assert spread["dcgan"] < 1e-3 < spread["pytorch"] < 0.1 < spread["kaiming"]
+
+
+def test_model_cost_counts_parameters_and_convolution_flops():
+    from unitlab.config import ModelConfig
+    from unitlab.models import UNIT, model_cost
+
+    cfg = ModelConfig(image_size=32, base_channels=8, n_res_blocks=2, n_shared=1)
+    cost = model_cost(cfg)
+    model = UNIT(cfg)
+    assert cost["gen_params"] == sum(p.numel() for p in model.generator_parameters())
+    assert cost["dis_params"] == sum(p.numel() for p in model.discriminator_parameters())
+    # the encoder's first layer alone: a 7x7 conv, 3 -> 8 channels, at every one of 32x32 cells
+    assert cost["encoder_flops"] > 2 * 32 * 32 * 8 * 3 * 7 * 7
+    # twice the side, four times the work, for every part (convolutions scale with the pixels)
+    bigger = model_cost(ModelConfig(image_size=64, base_channels=8, n_res_blocks=2, n_shared=1))
+    for part in ("encoder_flops", "generator_flops", "discriminator_flops", "train_flops"):
+        assert bigger[part] == pytest.approx(4 * cost[part], rel=0.05)

@@ -232,3 +232,19 @@ def test_evaluate_scores_the_held_out_pairs_without_touching_any_rng():
     assert trainer.evaluate()["accuracy"] == metrics.pixel_accuracy(
         translate_uint8(trainer.model, sat[:2]), maps[:2]
     )
+
+
+def test_bf16_autocast_trains_with_fp32_weights_and_losses_close_to_fp32():
+    """precision=bf16 runs the forward passes in bfloat16 (here under CPU autocast; CUDA in
+    practice): the weights stay fp32, the losses are fp32 and near the fp32 run's."""
+    rows = {}
+    for precision in ("fp32", "bf16"):
+        cfg = get_preset("tiny")
+        cfg.precision = precision
+        trainer = Trainer(cfg).attach(*random_domains())
+        rows[precision] = [trainer.train_step() for _ in range(2)]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    for fp32, bf16 in zip(rows["fp32"], rows["bf16"], strict=True):
+        for name in ("gen", "recon", "kl", "dis"):
+            assert bf16[name] == pytest.approx(fp32[name], rel=0.02)
+        assert bf16["gen"] != fp32["gen"]  # bf16 really ran

@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train UNIT and report satellite->map pixel accuracy against baselines.",
     )
     _add_preset_options(train)
+    train.add_argument(
+        "--data-root",
+        help="folder of a dataset on disk, for the presets that read one (maps256, streets256, "
+        "faces128); sets data.root",
+    )
     train.add_argument("--out", default="runs", help="folder holding run folders (default: runs)")
     train.add_argument("--name", help="run folder name (default: the preset's name)")
     train.add_argument(
@@ -88,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse larger input images (default: (128 x the model's image size)^2)",
     )
 
-    ev = sub.add_parser("evaluate", help="pixel accuracy of a map-world checkpoint vs baselines")
+    ev = sub.add_parser(
+        "evaluate", help="held-out pixel accuracy of a checkpoint (map world, maps) vs baselines"
+    )
     ev.add_argument("--checkpoint", required=True, metavar="RUN_OR_FILE")
+    ev.add_argument("--data-root", help="where the run's dataset on disk is now (data.root)")
     ev.add_argument(
         "--detail",
         action="store_true",
@@ -124,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument("--source", required=True, choices=["mnist", "usps", "printed", "svhn"])
     ad.add_argument("--target", required=True, choices=["mnist", "usps"])
     ad.add_argument(
-        "--preset", default="cpu", help="cpu (default, <= 60 CPU minutes), paper or tiny"
+        "--preset",
+        default="cpu",
+        help="cpu (default, <= 60 CPU minutes), paper, svhn-mnist (the paper's, "
+        "MNIST doubled with inverted copies) or tiny",
     )
     ad.add_argument("--steps", type=int, help="training iterations (default: the preset's)")
     ad.add_argument("--seed", type=int, default=0, help="seed for weights, batches and split")
@@ -143,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set_option(ad, "cls=5")
     ad.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    sub.add_parser("presets", help="list the named configurations")
+    sub.add_parser("presets", help="list the named configurations and what each costs")
     return parser
 
 
@@ -212,6 +223,8 @@ def _one_line(exc: BaseException) -> str:
 def _config_from_args(args: argparse.Namespace) -> TrainConfig:
     cfg = get_preset(args.preset)
     apply_overrides(cfg, args.overrides)
+    if getattr(args, "data_root", None):
+        cfg.data.root = args.data_root
     for field, value in (
         ("steps", args.steps),
         ("batch_size", args.batch_size),
@@ -251,8 +264,9 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     from .evaluate import format_report
 
-    print(format_report(report))
-    print(f"run saved in {run_dir}")
+    if report:  # under torchrun, rank 0 alone reports
+        print(format_report(report))
+        print(f"run saved in {run_dir}")
     return 0
 
 
@@ -262,6 +276,8 @@ def _resumed_config(args: argparse.Namespace, run_dir: Path) -> TrainConfig:
     from .train import saved_config
 
     cfg = apply_overrides(saved_config(run_dir), args.overrides)
+    if args.data_root:  # the same data, moved: a resume may say where it is now
+        cfg.data.root = args.data_root
     for field, value in (("batch_size", args.batch_size), ("seed", args.seed)):
         if value is not None:
             setattr(cfg, field, value)
@@ -344,6 +360,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .inference import load_model
 
     model, cfg = load_model(args.checkpoint)
+    if args.data_root:
+        cfg.data.root = args.data_root
     _, train_maps = training_data(cfg)  # the constant baseline's colour, generated once
     print(format_report(evaluate_run(model, cfg, train_maps)))
     if args.detail:
@@ -445,13 +463,47 @@ def _device(name: str) -> torch.device:
 
 
 def _presets(args: argparse.Namespace) -> int:
+    from .models import model_cost
+
+    print(
+        f"{'preset':11s} {'data':9s} {'px':>4s} {'G+E par.':>9s} {'D par.':>8s} "
+        f"{'GFLOP/it':>9s} {'steps':>9s} {'batch':>5s} {'PFLOP/run':>9s}  architecture"
+    )
     for name, make in PRESETS.items():
         cfg = make()
-        m = cfg.model
+        m, cost = cfg.model, model_cost(cfg.model)
+        per_step = cost["train_flops"] * cfg.batch_size
         print(
-            f"{name:12s} {m.image_size}px, {m.base_channels} base channels, "
-            f"{m.n_res_blocks} res blocks ({m.n_shared} tied), D {m.d_layers} layers, "
-            f"{cfg.steps} steps x batch {cfg.batch_size}"
+            f"{name:11s} {cfg.data.source:9s} {m.image_size:4d} "
+            f"{cost['gen_params'] / 1e6:8.2f}M {cost['dis_params'] / 1e6:7.2f}M "
+            f"{per_step / 1e9:9.1f} {cfg.steps:9,d} {cfg.batch_size:5d} "
+            f"{per_step * cfg.steps / 1e15:9.3f}  {m.base_channels} ch, {m.n_res_blocks} res "
+            f"blocks ({m.n_shared} tied), D {m.d_layers} layers x {m.d_scales} scale(s)"
+        )
+    print(
+        "GFLOP/it: one training iteration (both domains, all streams, forward + backward of "
+        "both updates), counted from the convolutions; an H200 sustains a few hundred TFLOP/s "
+        "on large convolutions, far less at batch 1."
+    )
+    from .adapt import ADAPT_PRESETS
+
+    print("\ndigit adaptation (unitlab adapt --preset NAME):")
+    for name, make in ADAPT_PRESETS.items():
+        cfg = make()
+        extras = [
+            label
+            for label, on in (
+                ("size-normalised", cfg.normalise),
+                ("warped batches", cfg.augment),
+                ("MNIST doubled with inverted copies", cfg.target_inverted),
+                (f"{cfg.warm_start:,} source-only steps first", cfg.warm_start),
+            )
+            if on
+        ]
+        print(
+            f"{name:11s} widths {cfg.gen_width}/{cfg.dis_width}, {cfg.steps:,} steps x batch "
+            f"{cfg.batch_size} per domain ({cfg.steps * cfg.batch_size / 1e6:.2f}M images)"
+            + (f"; {', '.join(extras)}" if extras else "")
         )
     return 0
 

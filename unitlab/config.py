@@ -116,10 +116,21 @@ class OptimConfig:
     weight_decay: float = 1e-4
 
 
+#: Where a run's images come from: the embedded map world (generated, offline), or a dataset
+#: of the paper on disk (:mod:`unitlab.data.paper_datasets`) under ``data.root``.
+SOURCES = ("mapworld", "maps", "folders", "celeba")
+
+
 @dataclass
 class DataConfig:
-    """The embedded map world (procedural, offline) a run trains and is scored on."""
+    """The images a run trains and is scored on: by default the embedded map world.
 
+    ``source`` picks the dataset (:data:`SOURCES`); the map-world fields (``train_size``,
+    ``zoom``, ``look``) shape the generated world, the others a dataset on disk under ``root``.
+    ``test_size`` caps the held-out images of either.
+    """
+
+    source: str = "mapworld"
     train_size: int = 2000
     test_size: int = 200
     seed: int = 0
@@ -128,6 +139,15 @@ class DataConfig:
     # these fields existed still means the data it was trained on.
     zoom: int = 1
     look: str = "photo"
+    # A dataset on disk: its folder (``unitlab train --data-root``), the CelebA attribute(s)
+    # that split the faces into two domains (``attribute`` vs not, or ``attribute`` vs
+    # ``other``), the size the shorter side is resized to before the crop (0: the image size,
+    # as the authors' ``new_size``), and the DataLoader's worker processes.
+    root: str = ""
+    attribute: str = ""
+    other: str = ""
+    load_size: int = 0
+    workers: int = 2
 
 
 @dataclass
@@ -146,6 +166,9 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     kernels: Literal["auto", "torch", "triton"] = "auto"
+    # "bf16": the forward passes under bfloat16 autocast (weights, optimiser state and the
+    # losses stay fp32). Meant for CUDA; on the CPU it runs, slowly, for tests.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
     def validate(self) -> None:
         self.model.validate()
@@ -170,6 +193,32 @@ class TrainConfig:
         _at_least(0, **{f"loss.{k}": getattr(self.loss, k) for k in _LOSS_WEIGHTS})
         if self.data.look not in LOOKS:
             raise ValueError(f"data.look={self.data.look!r} must be one of {', '.join(LOOKS)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={self.precision!r} must be fp32 or bf16")
+        self._validate_source()
+
+    def _validate_source(self) -> None:
+        d = self.data
+        if d.source not in SOURCES:
+            raise ValueError(f"data.source={d.source!r} must be one of {', '.join(SOURCES)}")
+        _at_least(0, **{"data.load_size": d.load_size, "data.workers": d.workers})
+        if d.source == "mapworld":
+            return
+        if not d.root:
+            raise ValueError(
+                f"data.source={d.source} reads a dataset on disk: give its folder with "
+                f"--data-root (or --set data.root=PATH)"
+            )
+        if d.source == "celeba" and not d.attribute:
+            raise ValueError(
+                "data.source=celeba needs data.attribute (e.g. Blond_Hair, Smiling) to split "
+                "the faces into two domains"
+            )
+        if 0 < d.load_size < self.model.image_size:
+            raise ValueError(
+                f"data.load_size={d.load_size} is below model.image_size="
+                f"{self.model.image_size}: the crop would not fit"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -253,6 +302,42 @@ def _unit_paper(size: int) -> TrainConfig:
     return cfg
 
 
+def _paper_dataset(name: str, size: int, steps: int, data: DataConfig, **model: Any) -> TrainConfig:
+    """A dataset of the paper with the NIPS code's architecture and objective (batch 1).
+
+    ``steps`` is the NIPS config's ``max_iterations`` where it gives one; the paper trains to
+    convergence. Override ``--steps`` for a shorter run.
+    """
+    cfg = _unit_paper(size)
+    cfg.preset, cfg.steps, cfg.data = name, steps, data
+    cfg.sample_every, cfg.checkpoint_every, cfg.log_every = 2500, 5000, 100
+    cfg.model = dataclasses.replace(cfg.model, **model)
+    return cfg
+
+
+def _maps256() -> TrainConfig:
+    # The paper's maps: training satellites vs validation maps (pix2pix ``maps``), 1 tied
+    # block and a 5-layer D (its chosen setting), scored on all 1,098 validation pairs.
+    # Resize 600 -> 256 (the authors' ``new_size``), no crop left, random flips.
+    return _paper_dataset("maps256", 256, 200_000, DataConfig(source="maps", test_size=1098))
+
+
+def _streets256() -> TrainConfig:
+    # Street scenes in the folder-pair layout (trainA/trainB/testA/testB, e.g. GTA -> Cityscapes,
+    # synthia -> Cityscapes): the NIPS config's multi-scale D (3 scales x 4 layers), 500k steps,
+    # at the 256 px crop of the authors' released gta2city config.
+    data = DataConfig(source="folders", test_size=200)
+    return _paper_dataset("streets256", 256, 500_000, data, d_layers=4, d_scales=3)
+
+
+def _faces128() -> TrainConfig:
+    # CelebA attribute translation (NIPS blondhair.yaml): aligned faces, centre square,
+    # resized to 132 and randomly cropped to 128; blond hair vs not by default
+    # (--set data.attribute=Smiling, or data.other=Brown_Hair for blond vs brown).
+    data = DataConfig(source="celeba", attribute="Blond_Hair", load_size=132, test_size=200)
+    return _paper_dataset("faces128", 128, 2_000_000, data, d_layers=6)
+
+
 def _tiny() -> TrainConfig:
     # For tests and CI: seconds, not minutes.
     cfg = TrainConfig(
@@ -306,6 +391,9 @@ PRESETS: Presets[TrainConfig] = Presets(
         "paper64": lambda: _unit_paper(64),
         "paper128": lambda: _unit_paper(128),
         "paper256": lambda: _unit_paper(256),
+        "maps256": _maps256,
+        "streets256": _streets256,
+        "faces128": _faces128,
         "tiny": _tiny,
     },
 )

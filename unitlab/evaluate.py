@@ -16,7 +16,7 @@ from torch import Tensor
 
 from . import metrics
 from .config import TrainConfig
-from .data import mapworld
+from .data import mapworld, sources
 from .data.sources import evaluation_pairs, evaluation_triples, training_data, training_pairs
 from .images import tensor_to_uint8, uint8_to_tensor
 from .models import UNIT
@@ -42,17 +42,18 @@ def translate_uint8(
     return np.concatenate(out)
 
 
-def evaluate_run(
-    model: UNIT, cfg: TrainConfig, train_maps: Tensor | None = None
-) -> dict[str, float]:
-    """Pixel accuracy of UNIT and the baselines on held-out pairs.
+def evaluate_run(model: UNIT, cfg: TrainConfig, train_maps=None) -> dict[str, float]:
+    """Pixel accuracy of UNIT and the baselines on held-out pairs (``{"n_pairs": 0}`` for data
+    without pairs, e.g. street scenes or faces: nothing to score a translation against).
 
-    Pass the domain-b training tensor when it is at hand, to avoid generating it again.
+    Pass the domain-b training images when they are at hand, to avoid generating them again.
     """
+    if not sources.has_pairs(cfg):
+        return {"n_pairs": 0}
     sat, maps = evaluation_pairs(cfg)
     if train_maps is None:  # the constant baseline's colour comes from the training maps
         _, train_maps = training_data(cfg)
-    train_maps_u8 = tensor_to_uint8(train_maps)
+    train_maps_u8 = sources.training_sample_uint8(train_maps)
     return {
         "unit": metrics.pixel_accuracy(translate_uint8(model, sat), maps),
         "identity": metrics.pixel_accuracy(metrics.identity_baseline(sat), maps),
@@ -98,8 +99,12 @@ def detail_report(
 def _paired_pixel_baselines(
     cfg: TrainConfig, sat: np.ndarray, maps: np.ndarray, n_pairs: int = 500
 ) -> dict[str, float]:
-    """Context-free methods fitted *with* pairs: what UNIT must beat to show it uses context."""
-    train_sat, train_map = training_pairs(cfg, min(n_pairs, cfg.data.train_size))
+    """Context-free methods fitted *with* pairs: what UNIT must beat to show it uses context
+    (the map world only: it generates training pairs; a dataset on disk gives none)."""
+    pairs = training_pairs(cfg, min(n_pairs, cfg.data.train_size))
+    if pairs is None:
+        return {}
+    train_sat, train_map = pairs
     return {
         name: metrics.pixel_accuracy(fn(sat, train_sat, train_map), maps)
         for name, fn in (
@@ -111,6 +116,8 @@ def _paired_pixel_baselines(
 
 def format_report(report: dict[str, float]) -> str:
     """A small table: method | pixel accuracy, best first."""
+    if not report["n_pairs"]:
+        return "no paired held-out images: no pixel accuracy (look at the run's sample grids)"
     rows = [(k, v) for k, v in report.items() if k != "n_pairs"]
     names = {
         "unit": "UNIT (this run)",

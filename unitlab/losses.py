@@ -13,8 +13,11 @@ from torch import Tensor
 
 
 def l1(x: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute error: the negative log-likelihood of a Laplacian, up to constants."""
-    return (x - target).abs().mean()
+    """Mean absolute error: the negative log-likelihood of a Laplacian, up to constants.
+
+    In fp32 whatever the inputs (bf16 autocast outputs included): a loss is a long sum.
+    """
+    return (x.float() - target.float()).abs().mean()
 
 
 def _target_like(logits: Tensor, real: bool) -> Tensor:
@@ -29,6 +32,7 @@ def gan_term(logits: list[Tensor], real: bool, mode: str = "vanilla") -> Tensor:
     """
     total = logits[0].new_zeros(())
     for out in logits:
+        out = out.float()  # losses in fp32, also under bf16 autocast
         target = _target_like(out, real)
         if mode == "vanilla":
             total = total + F.binary_cross_entropy_with_logits(out, target)

@@ -13,7 +13,7 @@ twice — a mistake seen in public reimplementations).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -269,3 +269,54 @@ def init_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def model_cost(cfg: ModelConfig) -> dict[str, float]:
+    """Parameters and convolution FLOPs of a config, without running it (meta tensors).
+
+    ``encoder_flops``, ``generator_flops``, ``discriminator_flops``: one image through one of
+    each (2 FLOPs per multiply-add, convolutions only: norms and activations are a few percent).
+    ``train_flops``: one training iteration per image of the batch, estimated as 3x (forward
+    + backward) the forward passes of both updates: 4 encoder passes (reconstruction and
+    cycle), 6 generator passes (both codes through both generators, then the cycle) and 6
+    discriminator passes (2 in the generator's update, 4 in the discriminator's).
+    """
+    with torch.device("meta"):
+        model = UNIT(cfg)
+    flops = {"count": 0.0}
+
+    def count(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        weight = module.weight
+        if isinstance(module, nn.ConvTranspose2d):  # each input cell meets the whole kernel
+            flops["count"] += 2.0 * inputs[0][0].numel() * weight[0].numel()
+        else:  # each output cell meets one kernel's worth of inputs
+            flops["count"] += 2.0 * output[0].numel() * weight[0].numel()
+
+    hooks = [
+        m.register_forward_hook(count)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)
+    ]
+
+    def measure(fn: Callable[[], object]) -> float:
+        flops["count"] = 0.0
+        fn()
+        return flops["count"]
+
+    s = cfg.image_size
+    x = torch.empty(1, cfg.channels_a, s, s, device="meta")
+    z = torch.empty(1, cfg.latent_channels, cfg.latent_size, cfg.latent_size, device="meta")
+    with torch.no_grad():
+        enc = measure(lambda: model.enc_a(x))
+        gen = measure(lambda: model.gen_a(z))
+        dis = measure(lambda: model.dis_a(x))
+    for hook in hooks:
+        hook.remove()
+    return {
+        "gen_params": sum(p.numel() for p in model.generator_parameters()),
+        "dis_params": sum(p.numel() for p in model.discriminator_parameters()),
+        "encoder_flops": enc,
+        "generator_flops": gen,
+        "discriminator_flops": dis,
+        "train_flops": 3.0 * (4 * enc + 6 * gen + 6 * dis),
+    }

@@ -104,7 +104,7 @@ def _kernel_module(name: str) -> ModuleType:
 
 
 def reparameterize(
-    mu: Tensor, logvar: Tensor | None = None, *, sample: bool = True
+    mu: Tensor, logvar: Tensor | None = None, *, sample: bool = True, noise: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Return ``(z, kl)`` for a code ``mu`` (and optionally ``logvar``).
 
@@ -114,8 +114,11 @@ def reparameterize(
     form ``0.5 * sum(mu**2 + exp(logvar) - logvar - 1)``. ``sample=False`` returns ``z = mu``
     (translation at test time is deterministic). Both backends draw ``eps`` from torch's RNG
     state (the Triton one as a Philox seed), so ``torch.manual_seed`` makes either repeat, but
-    the two backends draw different noise.
+    the two backends draw different noise. A given ``noise`` (``eps``) runs the PyTorch path:
+    the kernel draws its own (data-parallel training slices one global draw, see the trainer).
     """
+    if noise is not None:
+        return reference.reparameterize(mu, logvar, sample=sample, noise=noise)
     if uses_triton(mu):
         return _kernel_module("reparam").reparameterize(mu, logvar, sample=sample)
     return reference.reparameterize(mu, logvar, sample=sample)

@@ -9,18 +9,27 @@ encoders/generators learn, with the discriminators fixed, from three streams:
 * cycle           ``x_a -> z -> x_ab -> z' -> x_aba``  (L1 + KL on the re-encoded code),
 
 and symmetrically for domain b.
+
+Data-parallel training (``torchrun``, see :mod:`unitlab.distributed`) splits each step's
+*global* batch of ``cfg.batch_size`` images between the processes; every random draw (batch
+indices, the reparameterisation noise) is made for the global batch on every process, each
+taking its own slice, and DistributedDataParallel averages the gradients. So N processes take
+the same steps as one (to float rounding), and a checkpoint resumes on any number of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 
 from . import losses, metrics, ops
 from .checkpoint import config_mismatch, load_checkpoint, save_checkpoint
@@ -31,6 +40,10 @@ from .models import UNIT, check_images
 from .run import NonFiniteLossError, RunFolder, fit
 
 __all__ = ["NonFiniteLossError", "Streams", "Trainer", "train_with_curve"]
+
+#: A domain's training images: a tensor (N, C, H, W) in memory (the map world), or a dataset
+#: on disk (:class:`unitlab.data.image_folders.ImageDomain`), loaded by DataLoader workers.
+TrainingImages = Tensor | Dataset
 
 
 @dataclass
@@ -47,12 +60,25 @@ class Streams:
 
 
 class Trainer:
-    """Owns the model, both optimisers and the data-sampling RNG of one run."""
+    """Owns the model, both optimisers and the data-sampling RNG of one run.
+
+    Inside an initialised ``torch.distributed`` process group it trains data-parallel: this
+    process's share of each global batch, gradients averaged by DistributedDataParallel.
+    """
 
     def __init__(self, cfg: TrainConfig, device: str | torch.device = "cpu") -> None:
         cfg.validate()
         self.cfg = cfg
         self.device = torch.device(device)
+        distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if distributed else 0
+        self.world_size = dist.get_world_size() if distributed else 1
+        if cfg.batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size={cfg.batch_size} (the global batch) must be divisible by the "
+                f"{self.world_size} processes"
+            )
+        self.local_batch = cfg.batch_size // self.world_size
         if cfg.kernels == "triton" and self.device.type != "cuda" and not ops.interpreting():
             raise ValueError(
                 "kernels=triton needs a CUDA device (or TRITON_INTERPRET=1 to run the kernels "
@@ -70,21 +96,41 @@ class Trainer:
         self.data_rng = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0
         self.last_translations: tuple[Tensor, Tensor] | None = None
-        self.data: tuple[Tensor, Tensor] | None = None  # what train_step() draws from
+        self.data: tuple[TrainingImages, TrainingImages] | None = None  # train_step() draws
         self.held_out: tuple[np.ndarray, np.ndarray] | None = None  # what evaluate() scores
+        self._loaders: tuple[Iterator[Tensor], Iterator[Tensor]] | None = None
+        self._loaders_step = 0  # the step the loaders' next batch is for
+        # DistributedDataParallel must see the forward of each update, so each update's loss
+        # is computed by a module that owns exactly the parameters that update changes.
+        self._generator_forward: Callable[..., Streams] = self.streams
+        self._discriminator_forward: Callable[..., Tensor] = self.discriminator_loss
+        if distributed:
+            m = self.model
+            self._generator_forward = _data_parallel(
+                self.streams, [m.enc_a, m.enc_b, m.gen_a, m.gen_b], self.device
+            )
+            self._discriminator_forward = _data_parallel(
+                self.discriminator_loss, [m.dis_a, m.dis_b], self.device
+            )
 
-    def attach(self, data_a: Tensor, data_b: Tensor) -> Trainer:
-        """The unpaired training images (N, C, H, W) that :meth:`train_step` draws batches of."""
+    def attach(self, data_a: TrainingImages, data_b: TrainingImages) -> Trainer:
+        """The unpaired training images that :meth:`train_step` draws batches of: tensors
+        (N, C, H, W) in [-1, 1], or datasets on disk yielding such images."""
         self.data = (data_a, data_b)
+        self._loaders = None
         return self
 
     # ------------------------------------------------------------------ the two updates
     def streams(self, x_a: Tensor, x_b: Tensor) -> Streams:
         """Run the three streams for both domains and compute every weighted loss term."""
+        with self.autocast():
+            return self._streams(x_a, x_b)
+
+    def _streams(self, x_a: Tensor, x_b: Tensor) -> Streams:
         m, w = self.model, self.cfg.loss
         mu_a, mu_b = m.encode_pair(x_a, x_b)
-        z_a, kl_a = ops.reparameterize(mu_a)
-        z_b, kl_b = ops.reparameterize(mu_b)
+        z_a, kl_a = self.reparameterize(mu_a)
+        z_b, kl_b = self.reparameterize(mu_b)
         # Both codes through both generators. The generators share their first (tied) blocks,
         # so ``decode_both`` runs those once; instance norm is per sample, so batching the two
         # domains changes nothing but the number of (slow, on the CPU) small convolutions.
@@ -100,12 +146,28 @@ class Trainer:
         x_aba = x_bab = None
         if w.use_cycle:
             mu_ba, mu_ab = m.encode_pair(x_ba, x_ab)  # enc_a(x_ba), enc_b(x_ab)
-            z_ab, kl_ab = ops.reparameterize(mu_ab)
-            z_ba, kl_ba = ops.reparameterize(mu_ba)
+            z_ab, kl_ab = self.reparameterize(mu_ab)
+            z_ba, kl_ba = self.reparameterize(mu_ba)
             x_aba, x_bab = m.decode_pair(z_ab, z_ba)  # gen_a(z_ab), gen_b(z_ba)
             terms["cycle_kl"] = kl_ab + kl_ba
             terms["cycle"] = losses.l1(x_aba, x_a) + losses.l1(x_bab, x_b)
         return Streams(x_aa, x_bb, x_ab, x_ba, x_aba, x_bab, terms)
+
+    def reparameterize(self, mu: Tensor) -> tuple[Tensor, Tensor]:
+        """``(z, kl)`` of a code, in fp32. With N processes the noise is drawn for the global
+        batch and sliced, so that each image gets the noise it would get in one process."""
+        mu = mu.float()
+        if self.world_size == 1:
+            return ops.reparameterize(mu)
+        n = mu.shape[0]
+        eps = torch.randn((n * self.world_size, *mu.shape[1:]), device=mu.device)
+        return ops.reparameterize(mu, noise=eps[self.rank * n : (self.rank + 1) * n])
+
+    def autocast(self) -> AbstractContextManager[None]:
+        """bfloat16 autocast of the forward passes when ``precision=bf16`` (else nothing)."""
+        if self.cfg.precision != "bf16":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def total_loss(self, terms: dict[str, Tensor]) -> Tensor:
         w = self.cfg.loss
@@ -126,21 +188,27 @@ class Trainer:
         ``translations`` = ``(x_ab, x_ba)`` from the encoder/generator step just taken (as
         :meth:`train_step` passes them); without them they are computed here.
         """
-        m, mode = self.model, self.cfg.loss.gan_mode
+        m = self.model
         if translations is None:
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast():
                 mu_a, mu_b = m.encode_pair(x_a, x_b)
-                x_ba, x_ab = m.decode_pair(ops.reparameterize(mu_b)[0], ops.reparameterize(mu_a)[0])
+                z_a, z_b = self.reparameterize(mu_a)[0], self.reparameterize(mu_b)[0]
+                x_ba, x_ab = m.decode_pair(z_b, z_a)
         else:
             x_ab, x_ba = (t.detach() for t in translations)
-        # D has no normalisation layers: real and fake batched in one call score the same.
-        loss = _real_vs_fake(m.dis_a, x_a, x_ba, mode) + _real_vs_fake(m.dis_b, x_b, x_ab, mode)
-        weighted = self.cfg.loss.gan * loss
-        self._check_finite({"dis": weighted})
+        weighted = self.cfg.loss.gan * self._discriminator_forward(x_a, x_b, x_ab, x_ba)
+        logged = self._check_finite({"dis": weighted})
         self.opt_dis.zero_grad(set_to_none=True)
         weighted.backward()
         self.opt_dis.step()
-        return {"dis": weighted.item()}
+        return logged
+
+    def discriminator_loss(self, x_a: Tensor, x_b: Tensor, x_ab: Tensor, x_ba: Tensor) -> Tensor:
+        """D_a and D_b on real images vs (detached) translations, unweighted."""
+        m, mode = self.model, self.cfg.loss.gan_mode
+        # D has no normalisation layers: real and fake batched in one call score the same.
+        with self.autocast():
+            return _real_vs_fake(m.dis_a, x_a, x_ba, mode) + _real_vs_fake(m.dis_b, x_b, x_ab, mode)
 
     def gen_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
         """Update encoders + generators through all streams; discriminators stay fixed."""
@@ -148,18 +216,18 @@ class Trainer:
         for p in dis_params:  # D only passes gradients through, it must not accumulate any
             p.requires_grad_(False)
         try:
-            streams = self.streams(x_a, x_b)
+            streams = self._generator_forward(x_a, x_b)
             terms = streams.terms
             self.last_translations = (streams.x_ab.detach(), streams.x_ba.detach())
             total = self.total_loss(terms)
-            self._check_finite({**terms, "total": total})
+            logged = self._check_finite({"gen": total, **terms})
             self.opt_gen.zero_grad(set_to_none=True)
             total.backward()
             self.opt_gen.step()
         finally:
             for p in dis_params:
                 p.requires_grad_(True)
-        return {"gen": total.item(), **{k: v.item() for k, v in terms.items()}}
+        return logged
 
     def train_step(self, x_a: Tensor | None = None, x_b: Tensor | None = None) -> dict[str, float]:
         """One iteration: an encoder/generator step, then a discriminator step on the
@@ -169,9 +237,7 @@ class Trainer:
         Without batches, draws one per domain from the :meth:`attach`-ed data.
         """
         if x_a is None or x_b is None:
-            if self.data is None:
-                raise ValueError("train_step() without batches needs attach(data_a, data_b)")
-            x_a, x_b = self.sample_batch(self.data[0]), self.sample_batch(self.data[1])
+            x_a, x_b = self.next_batches()
         cfg = self.cfg.model
         check_images(x_a, cfg.channels_a, cfg.image_size, "domain a batch")
         check_images(x_b, cfg.channels_b, cfg.image_size, "domain b batch")
@@ -203,17 +269,71 @@ class Trainer:
         sat, maps = self.held_out
         return {"accuracy": metrics.pixel_accuracy(translate_uint8(self.model, sat), maps)}
 
-    def _check_finite(self, values: dict[str, Tensor]) -> None:
-        bad = [k for k, v in values.items() if not torch.isfinite(v).all()]
+    def _check_finite(self, values: dict[str, Tensor]) -> dict[str, float]:
+        """The losses as floats (averaged over the processes), or a stop if any is not finite.
+
+        Averaged first, so that a NaN on one process stops them all at the same step.
+        """
+        names = list(values)
+        stacked = torch.stack([values[k].detach().float() for k in names])
+        if self.world_size > 1:
+            dist.all_reduce(stacked)
+            stacked /= self.world_size
+        floats = dict(zip(names, stacked.tolist(), strict=True))
+        bad = [k for k, v in floats.items() if not np.isfinite(v)]
         if bad:
             raise NonFiniteLossError(
                 f"non-finite loss at step {self.step + 1}: {', '.join(bad)}; stopping. The last "
                 f"good checkpoint is kept; try a lower learning rate or resume from it."
             )
+        return floats
 
     # ------------------------------------------------------------------ data
+    def next_batches(self) -> tuple[Tensor, Tensor]:
+        """This process's batch of each domain for the next step, from the attached data."""
+        if self.data is None:
+            raise ValueError("train_step() without batches needs attach(data_a, data_b)")
+        data_a, data_b = self.data
+        if isinstance(data_a, Tensor) and isinstance(data_b, Tensor):
+            return self.sample_batch(data_a), self.sample_batch(data_b)
+        if self._loaders is None or self._loaders_step != self.step:  # first, or resumed
+            self._loaders = self._disk_loaders(data_a, data_b)
+        self._loaders_step = self.step + 1
+        return tuple(next(loader).to(self.device, non_blocking=True) for loader in self._loaders)
+
+    def close(self) -> None:
+        """Stop the DataLoader workers of data on disk (they restart on the next step).
+
+        A worker is a fork of this process and holds a copy of each of its open files, the
+        run folder's lock included: a run stops its workers before it lets go of the lock.
+        """
+        self._loaders = None  # the iterators' finalisers shut their workers down
+
+    def _disk_loaders(self, data_a: Dataset, data_b: Dataset) -> tuple[Iterator, Iterator]:
+        """DataLoaders whose batch of step k depends on (seed, k) alone: a resume starts
+        them at its step, and the workers' order cannot change what a step sees."""
+        from .data.image_folders import make_loader
+
+        def loader(data: Dataset, seed: int) -> Iterator[Tensor]:
+            return iter(
+                make_loader(
+                    data,
+                    self.cfg.batch_size,
+                    seed,
+                    start_step=self.step,
+                    rank=self.rank,
+                    world_size=self.world_size,
+                    workers=self.cfg.data.workers,
+                    pin_memory=self.device.type == "cuda",
+                )
+            )
+
+        return loader(data_a, 2 * self.cfg.seed + 1), loader(data_b, 2 * self.cfg.seed + 2)
+
     def sample_batch(self, data: Tensor) -> Tensor:
+        """Draw the global batch's indices, keep this process's slice of them."""
         idx = torch.randint(len(data), (self.cfg.batch_size,), generator=self.data_rng)
+        idx = idx[self.rank * self.local_batch : (self.rank + 1) * self.local_batch]
         return data[idx].to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------ state
@@ -248,12 +368,13 @@ class Trainer:
         torch.set_rng_state(state["rng_torch"])
         self.data_rng.set_state(state["rng_data"])
         self.step = int(state["step"])
+        self._loaders = None
 
     # ------------------------------------------------------------------ the loop
     def fit(
         self,
-        data_a: Tensor,
-        data_b: Tensor,
+        data_a: TrainingImages,
+        data_b: TrainingImages,
         run_dir: str | Path | None = None,
         steps: int | None = None,
         progress: bool = True,
@@ -275,7 +396,8 @@ class Trainer:
         after_step = None
         if folder is not None:
             folder.write_config(cfg.to_dict())
-            fixed = (data_a[:4].to(self.device), data_b[:4].to(self.device))
+            fixed = (sources.first_images(data_a, 4), sources.first_images(data_b, 4))
+            fixed = tuple(x.to(self.device) for x in fixed)
 
             def after_step(step: int, boundary: bool) -> None:
                 if step % cfg.sample_every == 0 or boundary:
@@ -323,6 +445,24 @@ class Trainer:
         return [r.cpu() for r in rows]
 
 
+class _Objective(nn.Module):
+    """A loss function as a module owning the parameters it trains, for DistributedDataParallel
+    (which averages gradients of the parameters of the module whose forward it ran)."""
+
+    def __init__(self, compute: Callable, owned: list[nn.Module]) -> None:
+        super().__init__()
+        self.owned = nn.ModuleList(owned)  # tied blocks appear twice; parameters() dedups
+        self.compute = compute
+
+    def forward(self, *args: Tensor):
+        return self.compute(*args)
+
+
+def _data_parallel(compute: Callable, owned: list[nn.Module], device: torch.device) -> nn.Module:
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(_Objective(compute, owned), device_ids=ids)
+
+
 def _real_vs_fake(dis: torch.nn.Module, real: Tensor, fake: Tensor, mode: str) -> Tensor:
     """A discriminator's loss on one batch of real and one of fake images, in one pass."""
     scores = dis(torch.cat([real, fake]))
@@ -332,8 +472,8 @@ def _real_vs_fake(dis: torch.nn.Module, real: Tensor, fake: Tensor, mode: str) -
 
 def train_with_curve(
     trainer: Trainer,
-    data_a: Tensor,
-    data_b: Tensor,
+    data_a: TrainingImages,
+    data_b: TrainingImages,
     held_out: tuple[np.ndarray, np.ndarray],
     every: int,
     run_dir: str | Path | None = None,
