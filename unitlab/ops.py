@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 
+import torch
 from torch import Tensor
 
 from .kernels import reference
@@ -142,5 +143,10 @@ def instance_norm_act(
     reference.check_activation(activation)
     args = dict(activation=activation, slope=slope, residual=residual, eps=eps)
     if uses_triton(x):
+        if residual is not None and residual.dtype != x.dtype:
+            # Mixed precision (bf16 autocast) adds a bf16 block output to an fp32 skip: the
+            # reference promotes, the kernel wants one dtype, so promote both first.
+            dtype = torch.promote_types(x.dtype, residual.dtype)
+            x, args["residual"] = x.to(dtype), residual.to(dtype)
         return _kernel_module("instance_norm").instance_norm_act(x, weight, bias, **args)
     return reference.instance_norm_act(x, weight, bias, **args)

@@ -11,14 +11,14 @@ from unitlab.config import get_preset
 from unitlab.trainer import Trainer
 
 
-def _train_step(backend: str, x_a, x_b, device):
+def _train_step(backend: str, x_a, x_b, device, precision: str = "fp32"):
     """One ``train_step`` (E/G step, then D step) at the ``tiny`` preset; losses and grads.
 
     After the step every parameter still holds the gradient of its own update: the
     discriminators' from the D step, the encoders'/generators' from the E/G step.
     """
     cfg = get_preset("tiny")
-    cfg.kernels = backend
+    cfg.kernels, cfg.precision = backend, precision
     trainer = Trainer(cfg, device=device)  # seeds torch: identical initial weights
     torch.manual_seed(1)
     losses = trainer.train_step(x_a, x_b)
@@ -55,14 +55,7 @@ def test_training_step_matches_torch_backend(device, monkeypatch, true_fp32):
     x_a, x_b = (torch.rand(shape, generator=g).to(device) * 2 - 1 for _ in range(2))
 
     triton_losses, triton_grads = _train_step("triton", x_a, x_b, device)
-
-    original = reference.reparameterize
-
-    def kernel_noise(mu, logvar=None, *, sample=True):
-        noise = philox_normal(mu.shape, draw_seed(), mu.device).to(mu.dtype) if sample else None
-        return original(mu, logvar, sample=sample, noise=noise)
-
-    monkeypatch.setattr(reference, "reparameterize", kernel_noise)
+    _feed_kernel_noise_to_the_reference(monkeypatch)
     torch_losses, torch_grads = _train_step("torch", x_a, x_b, device)
 
     assert triton_losses.keys() == torch_losses.keys()
@@ -83,9 +76,37 @@ def test_training_step_matches_torch_backend(device, monkeypatch, true_fp32):
             )
 
 
+def _feed_kernel_noise_to_the_reference(monkeypatch) -> None:
+    """Make the reference draw the noise the kernel draws (see the test above)."""
+    original = reference.reparameterize
+
+    def kernel_noise(mu, logvar=None, *, sample=True, noise=None):
+        if sample and noise is None:
+            noise = philox_normal(mu.shape, draw_seed(), mu.device).to(mu.dtype)
+        return original(mu, logvar, sample=sample, noise=noise)
+
+    monkeypatch.setattr(reference, "reparameterize", kernel_noise)
+
+
+def test_bf16_training_step_runs_the_kernels_and_matches_torch(device, monkeypatch):
+    """precision=bf16 (autocast): the kernels get bf16 block outputs next to fp32 skips (the
+    reparameterised codes); ops promotes them as PyTorch does, and the losses agree with the
+    torch backend's bf16 step to bf16 rounding (the same noise as above)."""
+    cfg = get_preset("tiny")
+    shape = (cfg.batch_size, 3, cfg.model.image_size, cfg.model.image_size)
+    g = torch.Generator().manual_seed(0)
+    x_a, x_b = (torch.rand(shape, generator=g).to(device) * 2 - 1 for _ in range(2))
+    triton_losses, _ = _train_step("triton", x_a, x_b, device, precision="bf16")
+    _feed_kernel_noise_to_the_reference(monkeypatch)
+    torch_losses, _ = _train_step("torch", x_a, x_b, device, precision="bf16")
+    for name, value in torch_losses.items():
+        assert triton_losses[name] == pytest.approx(value, rel=2e-2, abs=1e-3), name
+
+
 def _by_module(grads: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     """Parameter names grouped by the module that owns them (``a.b.weight`` -> ``a.b``)."""
     groups: dict[str, list[str]] = {}
     for name in grads:
         groups.setdefault(name.rpartition(".")[0], []).append(name)
     return groups
+
