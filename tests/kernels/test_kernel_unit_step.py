@@ -109,4 +109,3 @@ def _by_module(grads: dict[str, torch.Tensor]) -> dict[str, list[str]]:
     for name in grads:
         groups.setdefault(name.rpartition(".")[0], []).append(name)
     return groups
-
