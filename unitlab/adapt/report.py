@@ -1,10 +1,12 @@
 """What an adaptation run reports: its source-only baseline, ``result.json`` and the table.
 
 Each ``unitlab adapt`` run folder ends up holding ``result.json``: the final target accuracy, the
-source-only baseline trained on the same split with the same classifier and budget, the paper's
-number, the run's time and the machine. ``python -m unitlab.adapt.report RUN...`` turns any set
-of them into the Markdown table of ``docs/results.md``, so the published numbers are exactly
-what the commands wrote.
+source-only baseline trained on the same split with the same classifier and budget, the
+translation accuracy, the paper's number, the run's time and the machine. ``python -m
+unitlab.adapt.report RUN...`` turns any set of them into the Markdown tables of
+``docs/results.md`` (one row per run, and per protocol and direction the mean and spread over
+seeds), and ``--json FILE`` into per-seed records, so the published numbers are exactly what the
+commands wrote.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 from pathlib import Path
 
 import torch
@@ -82,6 +85,9 @@ def write_result(
         "source": cfg.source,
         "target": cfg.target,
         "preset": cfg.preset,
+        "seed": cfg.seed,
+        "normalised": cfg.normalise,
+        "translation_accuracy": final.get("translation_accuracy"),
         "steps": final["step"],
         "minutes": round(final.get("seconds", 0.0) / 60, 1),
         "target_accuracy": final["target_accuracy"],
@@ -116,14 +122,108 @@ def format_table(results: list[dict]) -> str:
 
 
 def load_results(run_dirs: list[str | Path]) -> list[dict]:
-    """``result.json`` of each run folder; a folder without one is named in the error."""
+    """``result.json`` of each run folder; a folder without one is named in the error.
+
+    Results written before ``seed``, ``normalised`` and ``translation_accuracy`` were recorded
+    get them from the folder's ``config.json`` and the last evaluated row of ``log.jsonl``.
+    """
     results = []
     for run in run_dirs:
         path = Path(run) / RESULT
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: has `unitlab adapt` finished there?")
-        results.append(json.loads(path.read_text()))
+        results.append(_completed(json.loads(path.read_text()), Path(run)))
     return results
+
+
+def _completed(result: dict, run: Path) -> dict:
+    if all(k in result for k in ("seed", "normalised", "translation_accuracy")):
+        return result
+    config = json.loads((run / "config.json").read_text())
+    evaluated = [
+        row
+        for row in map(json.loads, (run / "log.jsonl").read_text().splitlines())
+        if "translation_accuracy" in row
+    ]
+    return {
+        "seed": config["seed"],
+        "normalised": config.get("normalise", False),
+        "translation_accuracy": evaluated[-1]["translation_accuracy"] if evaluated else None,
+        **result,
+    }
+
+
+def _protocol(result: dict) -> str:
+    return "normalised" if result["normalised"] else "raw"
+
+
+def _direction(result: dict) -> str:
+    return f"{result['source']}-{result['target']}"
+
+
+def per_seed_records(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    """``{protocol: {direction: [{seed, unitlab, source_only, translation}, ...]}}``, the
+    protocols ``normalised`` / ``raw`` and directions such as ``mnist-usps``; seeds in order.
+    Two results of one protocol, direction and seed are refused (which one would count?)."""
+    records: dict[str, dict[str, list[dict]]] = {}
+    for r in results:
+        runs = records.setdefault(_protocol(r), {}).setdefault(_direction(r), [])
+        if any(x["seed"] == r["seed"] for x in runs):
+            raise ValueError(
+                f"two {_protocol(r)} {_direction(r)} results for seed {r['seed']}: pass one"
+            )
+        runs.append(
+            {
+                "seed": r["seed"],
+                "unitlab": r["target_accuracy"],
+                "source_only": r["source_only"],
+                "translation": r["translation_accuracy"],
+            }
+        )
+    for by_direction in records.values():
+        for runs in by_direction.values():
+            runs.sort(key=lambda x: x["seed"])
+    return records
+
+
+def _mean_sd(values: list[float | None]) -> str:
+    """``mean ± sd`` over seeds (one value as it is; missing values left out)."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return _fmt(values[0] if values else None)
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def _gain(runs: list[dict]) -> str:
+    """UNIT minus source-only, paired by seed: the mean and how many standard errors it is."""
+    gains = [r["unitlab"] - r["source_only"] for r in runs if r["source_only"] is not None]
+    if not gains:
+        return "-"
+    mean = statistics.mean(gains)
+    se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 else 0.0
+    return f"{mean:+.4f} ({mean / se:+.1f} SE)" if se > 0 else f"{mean:+.4f}"
+
+
+def format_summary(results: list[dict]) -> str:
+    """Markdown: per protocol and direction, mean ± sd over seeds of UNIT, source-only and the
+    translation accuracy, and UNIT's gain over source-only in standard errors (paired seeds)."""
+    lines = [
+        "| protocol | direction | seeds | source-only | unitlab | gain over source-only "
+        "| translation | paper |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    records = per_seed_records(results)
+    for protocol, by_direction in sorted(records.items()):
+        for direction, runs in sorted(by_direction.items()):
+            source, target = direction.split("-")
+            paper = PAPER.get((source, target))
+            lines.append(
+                f"| {protocol} | {NAMES[source]} -> {NAMES[target]} | {len(runs)} | "
+                f"{_mean_sd([r['source_only'] for r in runs])} | "
+                f"{_mean_sd([r['unitlab'] for r in runs])} | {_gain(runs)} | "
+                f"{_mean_sd([r['translation'] for r in runs])} | {_fmt(paper)} |"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,8 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ship", action="store_true", help=f"also copy their results and logs into {SHIPPED}"
     )
+    parser.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the per-seed records, by protocol and direction, to FILE "
+        "(e.g. docs/adaptation_results.json)",
+    )
     args = parser.parse_args(argv)
     results = load_results(args.runs)
+    if args.json:
+        RunFolder(Path(args.json).parent).write_json(
+            Path(args.json).name, per_seed_records(results)
+        )
     if args.ship:
         for run, r in zip(args.runs, results, strict=True):
             dest = SHIPPED / f"{r['source']}-{r['target']}"
@@ -141,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in SHIPPED_FILES:
                 shutil.copyfile(Path(run) / name, dest / name)
     print(format_table(results))
+    print()
+    print(format_summary(results))
     for r in results:
         print(f"\n{NAMES[r['source']]} -> {NAMES[r['target']]}: {r['machine']}")
     return 0
