@@ -42,15 +42,21 @@ def translate_uint8(
     return np.concatenate(out)
 
 
-def evaluate_run(model: UNIT, cfg: TrainConfig, train_maps=None) -> dict[str, float]:
+def evaluate_run(
+    model: UNIT,
+    cfg: TrainConfig,
+    train_maps=None,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
     """Pixel accuracy of UNIT and the baselines on held-out pairs (``{"n_pairs": 0}`` for data
     without pairs, e.g. street scenes or faces: nothing to score a translation against).
 
-    Pass the domain-b training images when they are at hand, to avoid generating them again.
+    Pass the domain-b training images and the held-out ``pairs`` when they are at hand, to
+    avoid generating (or decoding) them again.
     """
     if not sources.has_pairs(cfg):
         return {"n_pairs": 0}
-    sat, maps = evaluation_pairs(cfg)
+    sat, maps = evaluation_pairs(cfg) if pairs is None else pairs
     if train_maps is None:  # the constant baseline's colour comes from the training maps
         _, train_maps = training_data(cfg)
     train_maps_u8 = sources.training_sample_uint8(train_maps)

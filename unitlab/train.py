@@ -94,6 +94,8 @@ def train_run(
                 if not main:  # the others train their share; rank 0 keeps the files, scores
                     trainer.fit(data_a, data_b, progress=False)
                     return {}
+                # held-out pairs made (for data on disk: decoded) once, for curve and report
+                held_out = sources.evaluation_pairs(cfg) if eval_every else None
                 if eval_every:
 
                     def point(step: int, accuracy: float) -> None:
@@ -101,7 +103,6 @@ def train_run(
                         if on_eval is not None:
                             on_eval(step, accuracy)
 
-                    held_out = sources.evaluation_pairs(cfg)
                     train_with_curve(
                         trainer, data_a, data_b, held_out, eval_every, run_dir, progress, point
                     )
@@ -109,7 +110,7 @@ def train_run(
                     trainer.fit(data_a, data_b, run_dir=run_dir, progress=progress)
             finally:
                 trainer.close()  # its DataLoader workers hold the lock too (see close())
-            report = evaluate_run(trainer.model, cfg, train_maps=data_b)
+            report = evaluate_run(trainer.model, cfg, train_maps=data_b, pairs=held_out)
             folder.write_metrics(report)
             return report
 

@@ -72,14 +72,6 @@ def first_images(data: Tensor | Dataset, n: int) -> Tensor:
     return uint8_to_tensor(np.stack([data.uint8(i) for i in range(n)]))
 
 
-def test_images(cfg: TrainConfig, domain: str, n: int) -> np.ndarray:
-    """The first ``n`` held-out images of one domain, uint8 (N, H, W, C)."""
-    if cfg.data.source == "mapworld":
-        return evaluation_pairs(cfg)[0 if domain == "a" else 1][:n]
-    part = disk_data(cfg).test_a if domain == "a" else disk_data(cfg).test_b
-    return np.stack([part.uint8(i) for i in range(min(n, len(part)))])
-
-
 def evaluation_pairs(cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
     """Held-out paired (domain a, domain b) images, uint8 (N, H, W, C), never seen in training
     as pairs (the first ``data.test_size``); refused for data without pairs."""
