@@ -277,6 +277,55 @@ def test_translation_accuracy_reads_translations_through_the_target_path(
     assert 0.0 <= row["translation_accuracy"] <= 1.0
 
 
+def test_mirrored_discriminator_layer_starts_as_the_warmed_source_path(
+    split: AdaptationSplit,
+) -> None:
+    mirrored = _tiny(dis_share_first=False, dis_mirror_first=True, warm_start=5)
+    trainer = AdaptTrainer(mirrored, split)
+    dis = trainer.dis
+    assert dis.private_a is not dis.private_b  # two layers, free to move apart
+    before = _params(dis.private_a)
+    trainer.warm_start()
+    moved = _params(dis.private_a)
+    assert any(not torch.equal(p, q) for p, q in zip(before, moved, strict=True))
+    # After the warm start the target's layer is a copy of the trained source layer, so the
+    # target path reads any image exactly as the source classifier does.
+    for p, q in zip(moved, _params(dis.private_b), strict=True):
+        assert torch.equal(p, q)
+    x = split.source_train.images[:64]
+    assert accuracy(dis, x, split.source_train.labels[:64], "b") == accuracy(
+        dis, x, split.source_train.labels[:64], "a"
+    )
+    # An adaptation step moves them apart: the real/fake game sees each domain on its own path.
+    trainer.train_step()
+    assert any(
+        not torch.equal(p, q)
+        for p, q in zip(_params(dis.private_a), _params(dis.private_b), strict=True)
+    )
+    with pytest.raises(ValueError, match="choose one"):
+        _tiny(dis_mirror_first=True)  # the tiny preset ties the first layer
+    with pytest.raises(ValueError, match="tied"):
+        AdaptTrainer(_tiny(), split).dis.mirror_private_layer()
+
+
+def test_generator_warm_start_trains_the_vae_alone(split: AdaptationSplit) -> None:
+    trainer = AdaptTrainer(_tiny(warm_start=0, gen_warm_start=30, cycle=0.01), split)
+    x_a, _, x_b = trainer.batch(0)
+    with torch.no_grad():
+        before, _ = trainer._generator_loss(x_a, x_b, adversarial=False)
+    dis_before, gen_before = _params(trainer.dis), _params(trainer.gen)
+    trainer.warm_start()
+    with torch.no_grad():
+        after, row = trainer._generator_loss(x_a, x_b, adversarial=False)
+    assert after < 0.7 * before  # the VAE learned: reconstruction + cycle + KL went down
+    assert "g_gan" not in row and "cycle" in row
+    assert all(torch.equal(p, q) for p, q in zip(dis_before, _params(trainer.dis), strict=True))
+    assert any(not torch.equal(p, q) for p, q in zip(gen_before, _params(trainer.gen), strict=True))
+    assert trainer.step == 0  # adaptation steps still start at 1
+    with pytest.raises(ValueError, match="gen_warm_start"):
+        _tiny(gen_warm_start=-1)
+
+
 # --------------------------------------------------------------------------------------------
 # The command.
 

@@ -265,6 +265,17 @@ class DigitDiscriminator(nn.Module):
         self.feature_size = channels[-1] * final * final
         self.apply(init_weights)
 
+    def mirror_private_layer(self) -> None:
+        """Copy the source's private first layer into the target's (two modules still).
+
+        The target's path then computes the source classifier, as with a tied first layer, but
+        the two layers may move apart: the real/fake game can learn what tells the domains
+        apart, which is what asks a translation to look like the *target*.
+        """
+        if self.private_a is self.private_b:
+            raise ValueError("the first layer is tied (share_first=True): nothing to mirror")
+        self.private_b.load_state_dict(self.private_a.state_dict())
+
     def private(self, domain: str) -> nn.Sequential:
         return {"a": self.private_a, "b": self.private_b}[check_domain(domain)]
 

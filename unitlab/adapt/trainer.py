@@ -107,6 +107,8 @@ class AdaptTrainer:
         self.dis = DigitDiscriminator(
             channels, cfg.dis_channels, share_first=cfg.dis_share_first
         ).to(device)
+        if cfg.dis_mirror_first:
+            self.dis.mirror_private_layer()
         opt = dict(lr=cfg.lr, betas=BETAS, weight_decay=cfg.weight_decay)
         self.gen_opt = torch.optim.Adam(self.gen.parameters(), **opt)
         self.dis_opt = torch.optim.Adam(self.dis.parameters(), **opt)
@@ -154,14 +156,27 @@ class AdaptTrainer:
 
     def gen_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
         """Reconstruction + KL + fooling D with reconstructions and translations; D fixed."""
+        total, row = self._generator_loss(x_a, x_b, adversarial=True)
+        self._update(self.gen_opt, total, "generator")
+        return row
+
+    def _generator_loss(
+        self, x_a: Tensor, x_b: Tensor, adversarial: bool
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The generator's objective: the VAE terms (reconstruction, KL, and with ``cycle`` > 0
+        UNIT's cycle stream), plus with ``adversarial`` the GAN term against the current D."""
         cfg, dis = self.cfg, self.dis
         out = self.gen(x_a, x_b)
-        gan = 0.25 * sum(
-            losses.gan_term([dis(out[k], k[-1])[0]], real=True) for k in ("ab", "ba", "aa", "bb")
-        )
         recon = summed_squared_error(out["aa"], x_a) + summed_squared_error(out["bb"], x_b)
-        total = cfg.gan * gan + cfg.kl * out["kl"] + cfg.recon * recon
-        row = {"g_gan": gan.item(), "kl": out["kl"].item(), "recon": recon.item()}
+        total = cfg.kl * out["kl"] + cfg.recon * recon
+        row = {"kl": out["kl"].item(), "recon": recon.item()}
+        if adversarial:
+            gan = 0.25 * sum(
+                losses.gan_term([dis(out[k], k[-1])[0]], real=True)
+                for k in ("ab", "ba", "aa", "bb")
+            )
+            total = total + cfg.gan * gan
+            row["g_gan"] = gan.item()
         if cfg.cycle > 0:
             # UNIT's cycle stream: re-encode each translation in its new domain and decode it
             # back; gen(x_ba, x_ab)["ba"] is x_aba (x_ab re-encoded as b, decoded as a).
@@ -169,8 +184,7 @@ class AdaptTrainer:
             cycle = summed_squared_error(back["ba"], x_a) + summed_squared_error(back["ab"], x_b)
             total = total + cfg.cycle * cycle + cfg.kl * back["kl"]
             row["cycle"] = cycle.item()
-        self._update(self.gen_opt, total, "generator")
-        return row
+        return total, row
 
     def _update(self, opt: torch.optim.Optimizer, total: Tensor, who: str) -> None:
         if not torch.isfinite(total):
@@ -183,8 +197,10 @@ class AdaptTrainer:
         opt.step()
 
     def warm_start(self) -> None:
-        """``cfg.warm_start`` source-only steps on the classifier path (source labels only), before
-        step 1: the adaptation then starts from a source classifier instead of from scratch."""
+        """Before step 1: ``cfg.warm_start`` source-only steps on the classifier path (source
+        labels only), so the adaptation starts from a source classifier instead of from scratch;
+        then ``cfg.gen_warm_start`` steps of the coupled VAE alone (no discriminator), so the
+        translations start as digits."""
         cfg = self.cfg
         if self.step != 0:
             raise RuntimeError(f"warm_start is for a fresh run, this one is at step {self.step}")
@@ -193,6 +209,14 @@ class AdaptTrainer:
             self.dis, self.source, cfg.warm_start, cfg.batch_size, cfg.lr, generator, None,
             cfg.augment,
         )  # fmt: skip
+        if cfg.dis_mirror_first:  # the target's path starts as the warmed source classifier
+            self.dis.mirror_private_layer()
+        if cfg.gen_warm_start:
+            opt = torch.optim.Adam(self.gen.parameters(), lr=cfg.gen_warm_lr, betas=BETAS)
+            for step in range(cfg.gen_warm_start):
+                x_a, _, x_b = self.batch(step)
+                total, _ = self._generator_loss(x_a, x_b, adversarial=False)
+                self._update(opt, total, "generator warm-start")
 
     def train_step(self) -> dict[str, float]:
         """One discriminator step then one generator step on the batch of ``self.step``."""
@@ -295,7 +319,7 @@ def run_adaptation(
         folder.truncate(trainer.step)
     else:
         folder.clear_logs()  # a fresh run does not append to an old log
-        if cfg.warm_start:  # counted in the run's seconds: it is part of its cost
+        if cfg.warm_start or cfg.gen_warm_start:  # counted in the run's seconds: part of its cost
             trainer.warm_start()
     folder.write_config(cfg.to_dict())
     last: dict = {"step": trainer.step}
