@@ -308,6 +308,18 @@ def test_mirrored_discriminator_layer_starts_as_the_warmed_source_path(
         AdaptTrainer(_tiny(), split).dis.mirror_private_layer()
 
 
+def test_feature_matching_off_costs_nothing(
+    split: AdaptationSplit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trainer = AdaptTrainer(_tiny(feature=0.0), split)
+
+    def no_features(*args: object) -> None:
+        raise AssertionError("feature passes run with feature=0")
+
+    monkeypatch.setattr(trainer.dis, "features", no_features)
+    assert trainer.dis_step(*trainer.batch(0))["feature"] == 0.0
+
+
 def test_generator_warm_start_trains_the_vae_alone(split: AdaptationSplit) -> None:
     trainer = AdaptTrainer(_tiny(warm_start=0, gen_warm_start=30, cycle=0.01), split)
     x_a, _, x_b = trainer.batch(0)

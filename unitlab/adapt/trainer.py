@@ -143,9 +143,11 @@ class AdaptTrainer:
         ) + 0.25 * sum(losses.gan_term([f], real=False) for f in fake_logits)
         cls = F.cross_entropy(class_a, y_a)
         cls_translated = F.cross_entropy(fake_classes[0], y_a)  # x_ab carries x_a's digit
-        feature = feature_matching(
-            dis.features(fake["ab"], "b"), dis.features(fake["aa"], "a")
-        ) + feature_matching(dis.features(fake["ba"], "a"), dis.features(fake["bb"], "b"))
+        feature = torch.zeros((), device=x_a.device)
+        if cfg.feature > 0:  # four more passes through D: skipped when the weight is 0
+            feature = feature_matching(
+                dis.features(fake["ab"], "b"), dis.features(fake["aa"], "a")
+            ) + feature_matching(dis.features(fake["ba"], "a"), dis.features(fake["bb"], "b"))
         total = cfg.gan * gan + cfg.cls * cls + cfg.feature * feature
         total = total + cfg.cls_translated * cls_translated
         self._update(self.dis_opt, total, "discriminator")
