@@ -15,7 +15,7 @@ import torch
 
 from unitlab import cli
 from unitlab.adapt import accuracy, adapt_preset
-from unitlab.adapt.models import CoupledDigitVAE, coordinate_channels
+from unitlab.adapt.models import CoupledDigitVAE, StyleCritic, coordinate_channels
 from unitlab.adapt.report import format_table, load_results
 from unitlab.adapt.report import main as report_main
 from unitlab.adapt.trainer import (
@@ -318,6 +318,38 @@ def test_feature_matching_off_costs_nothing(
 
     monkeypatch.setattr(trainer.dis, "features", no_features)
     assert trainer.dis_step(*trainer.batch(0))["feature"] == 0.0
+
+
+def test_style_critics_judge_translations_only(split: AdaptationSplit) -> None:
+    critic = StyleCritic(1, 4)
+    assert critic(torch.zeros(3, 1, 32, 32), "b").shape == (3,)
+    with pytest.raises(ValueError, match=r"\(N, 1, 32, 32\)"):
+        critic(torch.zeros(3, 3, 32, 32), "a")
+    plain = AdaptTrainer(_tiny(), split)
+    assert plain.critic is None  # off by default: old checkpoints load
+    # The critics are seeded on their own: adding them changes no other weight or draw.
+    rng = torch.get_rng_state()
+    with_critic = AdaptTrainer(_tiny(style=1.0), split)
+    assert torch.equal(torch.get_rng_state(), rng)
+    pairs = zip(
+        _params(plain.gen, plain.dis), _params(with_critic.gen, with_critic.dis), strict=True
+    )
+    assert all(torch.equal(p, q) for p, q in pairs)
+    trainer = AdaptTrainer(_tiny(style=1.0, critic_width=4), split)
+    batch = trainer.batch(0)
+    before = _params(trainer.critic)
+    row = trainer.dis_step(*batch)
+    assert row["critic"] > 0
+    assert all(not torch.equal(p, q) for p, q in zip(before, _params(trainer.critic), strict=True))
+    # The generator step reads the critics but leaves them alone.
+    moved = _params(trainer.critic)
+    assert trainer.gen_step(batch[0], batch[2])["style"] > 0
+    assert all(torch.equal(p, q) for p, q in zip(moved, _params(trainer.critic), strict=True))
+    # Critics and their optimiser travel with the checkpoint.
+    restored = AdaptTrainer(_tiny(style=1.0, critic_width=4), split)
+    restored.load_state_dict(trainer.state_dict())
+    for p, q in zip(_params(trainer.critic), _params(restored.critic), strict=True):
+        assert torch.equal(p, q)
 
 
 def test_generator_warm_start_trains_the_vae_alone(split: AdaptationSplit) -> None:

@@ -69,6 +69,10 @@ class AdaptConfig:
     # adversarial game only has to restyle them. A VAE step costs ~1/4 of an adaptation step.
     gen_warm_start: int = 0
     gen_warm_lr: float = 1e-3
+    # Weight of the generator's GAN loss against per-domain style critics (models.StyleCritic):
+    # a real/fake judge of translations only, stronger than the shared discriminator's head.
+    style: float = 0.0
+    critic_width: int = 16
     kl: float = 1e-3
     recon: float = 1e-2
     eval_every: int = 250
@@ -77,11 +81,18 @@ class AdaptConfig:
 
     def validate(self) -> None:
         may_be_zero = ("steps", "warm_start", "gen_warm_start")
-        positive = ("batch_size", "gen_width", "dis_width", "eval_every", "log_every")
+        positive = (
+            "batch_size",
+            "gen_width",
+            "dis_width",
+            "critic_width",
+            "eval_every",
+            "log_every",
+        )
         for name in (*may_be_zero, *positive):
             if getattr(self, name) < (0 if name in may_be_zero else 1):
                 raise ValueError(f"{name}={getattr(self, name)} is out of range")
-        weights = ("gan", "cls", "feature", "cls_translated", "kl", "recon", "cycle")
+        weights = ("gan", "cls", "feature", "cls_translated", "kl", "recon", "cycle", "style")
         for name in ("lr", "gen_warm_lr", "weight_decay", *weights):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")

@@ -298,3 +298,31 @@ class DigitDiscriminator(nn.Module):
         """``(real/fake logit (N,), class logits (N, n_classes))`` of images from ``domain``."""
         h = self._trunk(x, domain, dropout=True)
         return self.real_fake(h).flatten(), self.classifier(h).flatten(1)
+
+
+class StyleCritic(nn.Module):
+    """A plain real/fake discriminator per domain, for translations only (not in the paper).
+
+    The shared discriminator-classifier is a weak real/fake judge: dropout on every layer and a
+    classification loss weighted 10x pull it to chance on real vs fake (its GAN loss sits near
+    2 ln 2), so it barely asks a translation to look like the target. These critics do nothing
+    else: four 4x4 stride-2 convolutions (32 -> 16 -> 8 -> 4 px, then one logit), LeakyReLU 0.2,
+    no dropout, no normalisation; ``critic("b")`` judges real target digits against ``x_ab``.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 16) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict({domain: self._net(in_channels, width) for domain in "ab"})
+        self.apply(init_weights)
+
+    @staticmethod
+    def _net(c: int, w: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for c_in, c_out in ((c, w), (w, 2 * w), (2 * w, 4 * w)):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1), nn.LeakyReLU(0.2)]
+        return nn.Sequential(*layers, nn.Conv2d(4 * w, 1, 4))
+
+    def forward(self, x: Tensor, domain: str) -> Tensor:
+        """One real/fake logit per image of ``domain``, (N,)."""
+        check_images(x, self.nets[check_domain(domain)][0].in_channels, SIZE, what="digits")
+        return self.nets[domain](x).flatten()

@@ -15,9 +15,14 @@ alternating steps:
   error per image), full-Gaussian KL, and fooling the discriminator with both reconstructions and
   translations. The authors' digit code has no cycle term; ``cycle > 0`` adds UNIT's.
 
-Both steps work as written, but on CPU budgets (1,000 steps) the translations do not form yet.
-The ``cpu`` preset's accuracies come mostly from size-normalising the digits and warping the
-batches, which a source-only classifier gets too: ``docs/results.md`` has the measurements.
+Both steps work as written, but on CPU budgets (1,000 steps) the translations do not form: the
+``cpu`` preset's accuracies come mostly from size-normalising the digits and warping the
+batches, which a source-only classifier gets too. Three options (off by default) make the
+generator translate within the budget: ``gen_warm_start`` (the coupled VAE trained alone first,
+so translations start as digits), ``dis_mirror_first`` (a private first discriminator layer that
+starts as the source's) and ``style`` (a plain real/fake critic per domain for translations:
+the shared discriminator-classifier stays near chance as a real/fake judge).
+``docs/results.md`` has the measurements.
 
 Target labels never enter training: the trainer is given ``split.source_train`` (images +
 labels) and ``split.target_train`` (images only); ``split.target_eval`` is read only to *report*
@@ -46,7 +51,7 @@ from ..data.digit_geometry import random_affine
 from ..run import NonFiniteLossError, RunFolder, RunLock, fit
 from .baseline import accuracy, fit_source_classifier
 from .config import AdaptConfig
-from .models import BETAS, CoupledDigitVAE, DigitDiscriminator
+from .models import BETAS, CoupledDigitVAE, DigitDiscriminator, StyleCritic
 
 
 def feature_matching(features_translated: Tensor, features_reconstructed: Tensor) -> Tensor:
@@ -112,6 +117,14 @@ class AdaptTrainer:
         opt = dict(lr=cfg.lr, betas=BETAS, weight_decay=cfg.weight_decay)
         self.gen_opt = torch.optim.Adam(self.gen.parameters(), **opt)
         self.dis_opt = torch.optim.Adam(self.dis.parameters(), **opt)
+        # Only with style > 0, so that runs without it keep their checkpoints' layout.
+        # Seeded on its own, so that adding the critics leaves every other draw of the run as is.
+        self.critic = None
+        if cfg.style > 0:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 3)
+                self.critic = StyleCritic(channels, cfg.critic_width).to(device)
+            self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
 
     # ---- one iteration ------------------------------------------------------------------------
 
@@ -152,9 +165,18 @@ class AdaptTrainer:
         total = total + cfg.cls_translated * cls_translated
         self._update(self.dis_opt, total, "discriminator")
         correct = (class_a.argmax(1) == y_a).float().mean()
-        return {"d_gan": gan.item(), "cls": cls.item(), "feature": feature.item(),
-                "cls_translated": cls_translated.item(),
-                "source_batch_acc": correct.item()}  # fmt: skip
+        row = {"d_gan": gan.item(), "cls": cls.item(), "feature": feature.item(),
+               "cls_translated": cls_translated.item(),
+               "source_batch_acc": correct.item()}  # fmt: skip
+        if self.critic is not None:  # each domain's real images against translations into it
+            critic = sum(
+                0.5 * losses.gan_term([self.critic(real, k)], real=True)
+                + 0.5 * losses.gan_term([self.critic(fake[t], k)], real=False)
+                for real, k, t in ((x_a, "a", "ba"), (x_b, "b", "ab"))
+            )
+            self._update(self.critic_opt, critic, "style critic")
+            row["critic"] = critic.item()
+        return row
 
     def gen_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
         """Reconstruction + KL + fooling D with reconstructions and translations; D fixed."""
@@ -179,6 +201,12 @@ class AdaptTrainer:
             )
             total = total + cfg.gan * gan
             row["g_gan"] = gan.item()
+            if self.critic is not None:
+                style = sum(
+                    losses.gan_term([self.critic(out[t], t[-1])], real=True) for t in ("ab", "ba")
+                )
+                total = total + cfg.style * style
+                row["style"] = style.item()
         if cfg.cycle > 0:
             # UNIT's cycle stream: re-encode each translation in its new domain and decode it
             # back; gen(x_ba, x_ab)["ba"] is x_aba (x_ab re-encoded as b, decoded as a).
@@ -256,7 +284,11 @@ class AdaptTrainer:
             "gen_opt": self.gen_opt.state_dict(),
             "dis_opt": self.dis_opt.state_dict(),
             "torch_rng": torch.get_rng_state(),
-        }
+        } | (
+            {}
+            if self.critic is None
+            else {"critic": self.critic.state_dict(), "critic_opt": self.critic_opt.state_dict()}
+        )
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
         """Restore a ``state_dict()``; refuses one written by another config (naming the fields)."""
@@ -271,6 +303,9 @@ class AdaptTrainer:
         self.dis.load_state_dict(state["dis"])
         self.gen_opt.load_state_dict(state["gen_opt"])
         self.dis_opt.load_state_dict(state["dis_opt"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = int(state["step"])
 
