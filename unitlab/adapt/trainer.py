@@ -242,11 +242,9 @@ class AdaptTrainer:
         if cfg.dis_mirror_first:  # the target's path starts as the warmed source classifier
             self.dis.mirror_private_layer()
         if cfg.gen_warm_start:
-            opt = torch.optim.Adam(self.gen.parameters(), lr=cfg.gen_warm_lr, betas=BETAS)
-            for step in range(cfg.gen_warm_start):
-                x_a, _, x_b = self.batch(step)
-                total, _ = self._generator_loss(x_a, x_b, adversarial=False)
-                self._update(opt, total, "generator warm-start")
+            fit(
+                _GeneratorWarmStart(self), cfg.gen_warm_start, progress=False, desc="VAE warm start"
+            )
 
     def train_step(self) -> dict[str, float]:
         """One discriminator step then one generator step on the batch of ``self.step``."""
@@ -308,6 +306,27 @@ class AdaptTrainer:
             self.critic_opt.load_state_dict(state["critic_opt"])
         torch.set_rng_state(state["torch_rng"].cpu())
         self.step = int(state["step"])
+
+
+class _GeneratorWarmStart:
+    """The coupled VAE alone (reconstruction, KL, cycle; no discriminator): the trainer that
+    :func:`unitlab.run.fit` drives for ``cfg.gen_warm_start`` steps, with its own Adam at
+    ``cfg.gen_warm_lr``, on the adaptation's batches of steps 0, 1, ..."""
+
+    def __init__(self, trainer: AdaptTrainer) -> None:
+        self.trainer, self.step = trainer, 0
+        lr = trainer.cfg.gen_warm_lr
+        self.opt = torch.optim.Adam(trainer.gen.parameters(), lr=lr, betas=BETAS)
+
+    def train_step(self) -> dict[str, float]:
+        x_a, _, x_b = self.trainer.batch(self.step)
+        total, row = self.trainer._generator_loss(x_a, x_b, adversarial=False)
+        self.trainer._update(self.opt, total, "generator warm-start")
+        self.step += 1
+        return row
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "opt": self.opt.state_dict()}
 
 
 def config_split(cfg: AdaptConfig, root: str | Path | None = None) -> AdaptationSplit:
