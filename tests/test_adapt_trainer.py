@@ -23,6 +23,7 @@ from unitlab.adapt.trainer import (
     batch_rows,
     config_split,
     feature_matching,
+    load_trainer,
     run_adaptation,
     summed_squared_error,
 )
@@ -455,14 +456,67 @@ def test_report_per_seed_records_and_the_mean_over_seeds(tmp_path: Path, capsys)
     records = json.loads(out.read_text())
     assert [r["seed"] for r in records["normalised"]["usps-mnist"]] == [0, 1, 2]
     assert records["normalised"]["usps-mnist"][0] == {
-        "seed": 0, "unitlab": 0.95, "source_only": 0.93, "translation": 0.5,
+        "seed": 0, "preset": "cpu", "unitlab": 0.95, "source_only": 0.93, "translation": 0.5,
     }  # fmt: skip
     assert records["raw"]["usps-mnist"] == [
-        {"seed": 0, "unitlab": 0.8, "source_only": 0.7, "translation": 0.5}
+        {"seed": 0, "preset": "cpu", "unitlab": 0.8, "source_only": 0.7, "translation": 0.5}
     ]
     table = capsys.readouterr().out
     # mean 0.96, sd 0.01; gains 0.02, 0.03, 0.03: mean 0.0267, se 0.0033 -> 8.0 SE
     row = next(line for line in table.splitlines() if line.startswith("| normalised |"))
-    assert "| 3 | 0.9333 ± 0.0058 | 0.9600 ± 0.0100 | +0.0267 (+8.0 SE) |" in row
-    with pytest.raises(ValueError, match="two normalised usps-mnist results for seed 0"):
+    assert "| cpu | 3 | 0.9333 ± 0.0058 | 0.9600 ± 0.0100 | +0.0267 (+8.0 SE) |" in row
+    with pytest.raises(ValueError, match="two normalised usps-mnist cpu results for seed 0"):
         report_main([str(runs[0]), str(runs[0])])
+    # Another preset's runs of the same direction and seeds are summarised in their own row.
+    other = _fake_run(tmp_path, "e", 1, True, 0.99, 0.93)
+    result = json.loads((other / "result.json").read_text()) | {"preset": "cpu-translate"}
+    (other / "result.json").write_text(json.dumps(result))
+    assert report_main([*map(str, runs[:3]), str(other)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| normalised |" in line]
+    assert len(rows) == 2 and "| cpu-translate | 1 | 0.9300 | 0.9900 | +0.0600 |" in rows[1]
+
+
+def test_every_preset_validates_and_cpu_translate_runs_its_recipe(split: AdaptationSplit) -> None:
+    """``cpu-translate`` switches the translation recipe's parts on together; shrunk to tiny
+    widths it runs both warm starts and an adaptation step that uses each of them."""
+    from unitlab.adapt import ADAPT_PRESETS
+
+    for name in ADAPT_PRESETS:
+        adapt_preset(name)  # raises on a contradictory preset
+    small = dict(gen_width=8, dis_width=8, critic_width=8, batch_size=16)
+    cfg = adapt_preset("cpu-translate", warm_start=3, gen_warm_start=3, **small)
+    trainer = AdaptTrainer(cfg, split)
+    first_a, first_b = trainer.dis.private("a"), trainer.dis.private("b")
+    assert first_a is not first_b  # private first layers (mirrored), not tied
+    trainer.warm_start()
+    for p, q in zip(first_a.parameters(), first_b.parameters(), strict=True):
+        assert torch.equal(p, q)  # the target's layer starts as the warmed source layer
+    row = trainer.train_step()
+    assert {"cycle", "cls_translated", "style", "critic"} <= set(row)
+    assert all(torch.isfinite(torch.tensor(v)) for v in row.values())
+
+
+def test_ship_writes_a_small_model_that_load_trainer_reads(
+    split: AdaptationSplit, tmp_path: Path
+) -> None:
+    """``report --ship`` exports fp16 networks without optimiser state; loading them gives the
+    run's translations and classifier (to fp16 precision), and the folder names the preset."""
+    from unitlab.adapt.report import SHIPPED_MODEL, ship, write_result
+
+    cfg = _tiny(steps=2, style=1.0, dis_share_first=False, preset="cpu-translate")
+    run = tmp_path / "run"
+    final = run_adaptation(cfg, split, run, progress=False)
+    result = write_result(run, cfg, split, final, None)
+    (run / "source_only.json").write_text("{}")
+    dest = ship(run, result, into=tmp_path / "shipped")
+    assert dest.name == "usps-mnist-cpu-translate"
+    model = dest / SHIPPED_MODEL
+    assert model.stat().st_size < (run / "checkpoint.pt").stat().st_size / 3
+    original, shipped = load_trainer(run, split), load_trainer(model, split)
+    assert shipped.step == 2 and shipped.critic is not None
+    x = split.target_eval.images[:8]
+    with torch.no_grad():
+        ref, got = original.gen.translate(x, "b2a"), shipped.gen.translate(x, "b2a")
+    assert (ref - got).abs().max() < 0.05 and not torch.equal(ref, got)  # fp16, not a copy
+    for a, b in zip(original.dis.parameters(), shipped.dis.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)

@@ -134,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     ad.add_argument(
         "--preset",
         default="cpu",
-        help="cpu (default, <= 60 CPU minutes), paper, svhn-mnist (the paper's, "
-        "MNIST doubled with inverted copies) or tiny",
+        help="cpu (default, <= 60 CPU minutes), cpu-translate (cpu with a generator that "
+        "translates), paper, svhn-mnist (the paper's, MNIST doubled with inverted copies) "
+        "or tiny",
     )
     ad.add_argument("--steps", type=int, help="training iterations (default: the preset's)")
     ad.add_argument("--seed", type=int, default=0, help="seed for weights, batches and split")
@@ -497,11 +498,13 @@ def _presets(args: argparse.Namespace) -> int:
                 ("warped batches", cfg.augment),
                 ("MNIST doubled with inverted copies", cfg.target_inverted),
                 (f"{cfg.warm_start:,} source-only steps first", cfg.warm_start),
+                (f"{cfg.gen_warm_start:,} VAE-only steps next", cfg.gen_warm_start),
+                ("per-domain style critics", cfg.style),
             )
             if on
         ]
         print(
-            f"{name:11s} widths {cfg.gen_width}/{cfg.dis_width}, {cfg.steps:,} steps x batch "
+            f"{name:13s} widths {cfg.gen_width}/{cfg.dis_width}, {cfg.steps:,} steps x batch "
             f"{cfg.batch_size} per domain ({cfg.steps * cfg.batch_size / 1e6:.2f}M images)"
             + (f"; {', '.join(extras)}" if extras else "")
         )

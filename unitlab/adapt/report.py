@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.adaptation import NAMES, AdaptationSplit
 from ..machine import machine_description
 from ..run import RunFolder
@@ -27,9 +28,10 @@ from .config import PAPER, AdaptConfig
 
 RESULT = "result.json"
 BASELINE = "source_only.json"
-# The runs behind docs/results.md, shipped (results and logs, no weights) for notebook 07.
+# The runs behind docs/results.md, shipped (results, logs and fp16 weights) for notebook 07.
 SHIPPED = Path(__file__).resolve().parents[1] / "pretrained" / "adapt"
 SHIPPED_FILES = (RESULT, BASELINE, "config.json", "log.jsonl")
+SHIPPED_MODEL = "model.pt"
 
 
 def source_only(
@@ -162,19 +164,23 @@ def _direction(result: dict) -> str:
 
 
 def per_seed_records(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
-    """``{protocol: {direction: [{seed, unitlab, source_only, translation}, ...]}}``, the
-    protocols ``normalised`` / ``raw`` and directions such as ``mnist-usps``; seeds in order.
-    Two results of one protocol, direction and seed are refused (which one would count?)."""
+    """``{protocol: {direction: [{seed, preset, unitlab, source_only, translation}, ...]}}``,
+    the protocols ``normalised`` / ``raw`` and directions such as ``mnist-usps``; sorted by
+    preset, then seed. Two results of one protocol, direction, preset and seed are refused
+    (which one would count?)."""
     records: dict[str, dict[str, list[dict]]] = {}
     for r in results:
         runs = records.setdefault(_protocol(r), {}).setdefault(_direction(r), [])
-        if any(x["seed"] == r["seed"] for x in runs):
+        preset = r.get("preset", "cpu")
+        if any(x["seed"] == r["seed"] and x["preset"] == preset for x in runs):
             raise ValueError(
-                f"two {_protocol(r)} {_direction(r)} results for seed {r['seed']}: pass one"
+                f"two {_protocol(r)} {_direction(r)} {preset} results for seed {r['seed']}: "
+                "pass one"
             )
         runs.append(
             {
                 "seed": r["seed"],
+                "preset": preset,
                 "unitlab": r["target_accuracy"],
                 "source_only": r["source_only"],
                 "translation": r["translation_accuracy"],
@@ -182,7 +188,7 @@ def per_seed_records(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
         )
     for by_direction in records.values():
         for runs in by_direction.values():
-            runs.sort(key=lambda x: x["seed"])
+            runs.sort(key=lambda x: (x["preset"], x["seed"]))
     return records
 
 
@@ -205,32 +211,66 @@ def _gain(runs: list[dict]) -> str:
 
 
 def format_summary(results: list[dict]) -> str:
-    """Markdown: per protocol and direction, mean ± sd over seeds of UNIT, source-only and the
-    translation accuracy, and UNIT's gain over source-only in standard errors (paired seeds)."""
+    """Markdown: per protocol, direction and preset, mean ± sd over seeds of UNIT, source-only
+    and the translation accuracy, and UNIT's gain over source-only in standard errors (paired
+    seeds)."""
     lines = [
-        "| protocol | direction | seeds | source-only | unitlab | gain over source-only "
+        "| protocol | direction | preset | seeds | source-only | unitlab | gain over source-only "
         "| translation | paper |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     records = per_seed_records(results)
     for protocol, by_direction in sorted(records.items()):
         for direction, runs in sorted(by_direction.items()):
             source, target = direction.split("-")
             paper = PAPER.get((source, target))
-            lines.append(
-                f"| {protocol} | {NAMES[source]} -> {NAMES[target]} | {len(runs)} | "
-                f"{_mean_sd([r['source_only'] for r in runs])} | "
-                f"{_mean_sd([r['unitlab'] for r in runs])} | {_gain(runs)} | "
-                f"{_mean_sd([r['translation'] for r in runs])} | {_fmt(paper)} |"
-            )
+            for preset in sorted({r["preset"] for r in runs}):
+                same = [r for r in runs if r["preset"] == preset]
+                lines.append(
+                    f"| {protocol} | {NAMES[source]} -> {NAMES[target]} | {preset} | "
+                    f"{len(same)} | {_mean_sd([r['source_only'] for r in same])} | "
+                    f"{_mean_sd([r['unitlab'] for r in same])} | {_gain(same)} | "
+                    f"{_mean_sd([r['translation'] for r in same])} | {_fmt(paper)} |"
+                )
     return "\n".join(lines)
+
+
+def export_weights(run_or_file: str | Path, path: str | Path) -> Path:
+    """Write a run's networks as a small file (fp16 weights; no optimiser or RNG state: a sixth
+    of the checkpoint's size) that :func:`unitlab.adapt.load_trainer` reads, for notebook 07."""
+    state = load_checkpoint(run_or_file)
+    small = {
+        net: {k: v.half() if v.is_floating_point() else v for k, v in state[net].items()}
+        for net in ("gen", "dis", "critic")
+        if net in state
+    }
+    return save_checkpoint({"config": state["config"], "step": state["step"], **small}, path)
+
+
+def shipped_name(result: dict) -> str:
+    """The folder a run ships to: its direction, and its preset unless it is ``cpu``."""
+    preset = result.get("preset", "cpu")
+    return f"{result['source']}-{result['target']}" + ("" if preset == "cpu" else f"-{preset}")
+
+
+def ship(run: str | Path, result: dict, into: Path = SHIPPED) -> Path:
+    """Copy a run's results and logs, and its networks as a small fp16 file (``model.pt``: a
+    few MB), into ``into/shipped_name(result)``, where notebook 07 reads them."""
+    dest = into / shipped_name(result)
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SHIPPED_FILES:
+        shutil.copyfile(Path(run) / name, dest / name)
+    export_weights(run, dest / SHIPPED_MODEL)
+    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Markdown table of finished adaptation runs.")
     parser.add_argument("runs", nargs="+", help="run folders holding result.json")
     parser.add_argument(
-        "--ship", action="store_true", help=f"also copy their results and logs into {SHIPPED}"
+        "--ship",
+        action="store_true",
+        help=f"also copy their results, logs and weights into {SHIPPED}",
     )
     parser.add_argument(
         "--json",
@@ -246,10 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.ship:
         for run, r in zip(args.runs, results, strict=True):
-            dest = SHIPPED / f"{r['source']}-{r['target']}"
-            dest.mkdir(parents=True, exist_ok=True)
-            for name in SHIPPED_FILES:
-                shutil.copyfile(Path(run) / name, dest / name)
+            ship(run, r)
     print(format_table(results))
     print()
     print(format_summary(results))

@@ -299,13 +299,16 @@ class AdaptTrainer:
             raise ValueError(f"{where} was written by another config: {'; '.join(problems)}")
         self.gen.load_state_dict(state["gen"])
         self.dis.load_state_dict(state["dis"])
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
+        self.step = int(state["step"])
+        if "gen_opt" not in state:  # an exported model (weights only): to read, not to resume
+            return
         self.gen_opt.load_state_dict(state["gen_opt"])
         self.dis_opt.load_state_dict(state["dis_opt"])
         if self.critic is not None:
-            self.critic.load_state_dict(state["critic"])
             self.critic_opt.load_state_dict(state["critic_opt"])
         torch.set_rng_state(state["torch_rng"].cpu())
-        self.step = int(state["step"])
 
 
 class _GeneratorWarmStart:
@@ -344,7 +347,8 @@ def config_split(cfg: AdaptConfig, root: str | Path | None = None) -> Adaptation
 
 
 def load_trainer(run_or_file: str | Path, split: AdaptationSplit) -> AdaptTrainer:
-    """The trainer (models, optimisers, step) saved in a run folder or checkpoint file."""
+    """The trainer (models, optimisers, step) saved in a run folder or checkpoint file; from a
+    file written by :func:`unitlab.adapt.report.export_weights`, the models only."""
     state = load_checkpoint(run_or_file)
     trainer = AdaptTrainer(AdaptConfig(**state["config"]), split)
     trainer.load_state_dict(state, where=str(run_or_file))
