@@ -18,6 +18,12 @@ FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
+def half_precision(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with its floating-point tensors in fp16 (integer buffers kept): what
+    shipped model files hold, half the size; loading casts them back to the module's dtype."""
+    return {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically and return the path."""
     path = Path(path)

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import half_precision, load_checkpoint, save_checkpoint
 from .config import TrainConfig, apply_overrides, get_preset
 from .data.paths import cache_dir
 from .inference import load_model
@@ -52,8 +52,11 @@ def export(run_or_file: str | Path, path: str | Path) -> Path:
     the file says how well it scored: :func:`pretrained_metrics`.
     """
     state = load_checkpoint(run_or_file)
-    weights = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
-    small = {"config": state["config"], "step": state["step"], "model": weights}
+    small = {
+        "config": state["config"],
+        "step": state["step"],
+        "model": half_precision(state["model"]),
+    }
     metrics = Path(run_or_file) / "metrics.json"
     if metrics.is_file():
         small["metrics"] = json.loads(metrics.read_text())

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import half_precision, load_checkpoint, save_checkpoint
 from ..data.adaptation import NAMES, AdaptationSplit
 from ..machine import machine_description
 from ..run import RunFolder
@@ -159,6 +159,11 @@ def _protocol(result: dict) -> str:
     return "normalised" if result["normalised"] else "raw"
 
 
+def _preset(result: dict) -> str:
+    """The run's preset; results written before it was recorded came from ``cpu``."""
+    return result.get("preset", "cpu")
+
+
 def _direction(result: dict) -> str:
     return f"{result['source']}-{result['target']}"
 
@@ -171,7 +176,7 @@ def per_seed_records(results: list[dict]) -> dict[str, dict[str, list[dict]]]:
     records: dict[str, dict[str, list[dict]]] = {}
     for r in results:
         runs = records.setdefault(_protocol(r), {}).setdefault(_direction(r), [])
-        preset = r.get("preset", "cpu")
+        preset = _preset(r)
         if any(x["seed"] == r["seed"] and x["preset"] == preset for x in runs):
             raise ValueError(
                 f"two {_protocol(r)} {_direction(r)} {preset} results for seed {r['seed']}: "
@@ -239,18 +244,14 @@ def export_weights(run_or_file: str | Path, path: str | Path) -> Path:
     """Write a run's networks as a small file (fp16 weights; no optimiser or RNG state: a sixth
     of the checkpoint's size) that :func:`unitlab.adapt.load_trainer` reads, for notebook 07."""
     state = load_checkpoint(run_or_file)
-    small = {
-        net: {k: v.half() if v.is_floating_point() else v for k, v in state[net].items()}
-        for net in ("gen", "dis", "critic")
-        if net in state
-    }
+    small = {net: half_precision(state[net]) for net in ("gen", "dis", "critic") if net in state}
     return save_checkpoint({"config": state["config"], "step": state["step"], **small}, path)
 
 
 def shipped_name(result: dict) -> str:
     """The folder a run ships to: its direction, and its preset unless it is ``cpu``."""
-    preset = result.get("preset", "cpu")
-    return f"{result['source']}-{result['target']}" + ("" if preset == "cpu" else f"-{preset}")
+    preset = _preset(result)
+    return _direction(result) + ("" if preset == "cpu" else f"-{preset}")
 
 
 def ship(run: str | Path, result: dict, into: Path = SHIPPED) -> Path:
