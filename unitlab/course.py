@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -29,6 +30,56 @@ def notebook_quick() -> bool:
 def pick(full: T, quick: T) -> T:
     """``quick`` under ``UNITLAB_QUICK=1``, else ``full`` (e.g. ``steps = pick(600, 40)``)."""
     return quick if notebook_quick() else full
+
+
+def say(text: str) -> None:
+    """Show ``text`` as Markdown in the notebook's output.
+
+    Prose that quotes a measurement is written by code (``say(f"... {accuracy:.3f} ...")``)
+    rather than typed into a Markdown cell, so that re-running the notebook updates the number
+    with the prose: typed numbers drift from the outputs they describe.
+    """
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (floats to three decimals), for :func:`say`: JupyterLab renders it as a
+    table, where a printed pipe-separated string stays raw text."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class NotebookClock:
+    """Wall time since the notebook's first cell, reported with the machine it ran on.
+
+    Run-time claims in the course are measured, not promised: each notebook starts a clock in
+    its first code cell and its last cell prints what the run took here, with the CPU and
+    thread count (a 2-core CPU is the reference machine of the course).
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+    def report(self) -> str:
+        from .machine import machine_description
+
+        mode = "quick (UNITLAB_QUICK=1)" if notebook_quick() else "full"
+        minutes, seconds = divmod(round(self.seconds), 60)
+        return (
+            f"This notebook ({mode} version) ran in {minutes} min {seconds:02d} s on "
+            f"{os.cpu_count()} CPU cores: {machine_description()}."
+        )
 
 
 def seed_everything(seed: int = 0) -> None:
