@@ -44,8 +44,8 @@ NUMBER = re.compile(
     r"|(?<![\w.])(\d+(?:\.\d+)?)\s?%"
     r"|(?<![\w.$\\])(\d+\.\d+)(?![\w.])"
 )
-# Math and code spans are formulas and identifiers, not claims.
-MATH_OR_CODE = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|```.*?```|`[^`]*`", re.DOTALL)
+# Math and code spans are formulas and identifiers, and "Exercise 2.1" a name, not claims.
+NOT_PROSE = re.compile(r"\$\$.*?\$\$|\$[^$]*\$|```.*?```|`[^`]*`|Exercise\s+\d+\.\d+", re.DOTALL)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -75,8 +75,9 @@ def exercises(cells: list[dict[str, Any]]) -> list[tuple[int, list[dict[str, Any
 
 
 def typed_numbers(text: str) -> list[str]:
-    """Decimals outside the allowed set, percentages and durations in prose (math/code removed)."""
-    prose = MATH_OR_CODE.sub(" ", text)
+    """Decimals outside the allowed set, percentages and durations in prose (math, code and
+    exercise names removed)."""
+    prose = NOT_PROSE.sub(" ", text)
     found = []
     for duration, percent, decimal in NUMBER.findall(prose):
         if duration:
@@ -157,4 +158,5 @@ def test_the_number_filter_reads_prose_not_math() -> None:
         "40%",
     ]
     assert typed_numbers("lambda $0.37$ and `lr=0.0002`, the paper's 0.9053") == []
+    assert typed_numbers("### Exercise 4.2 · Shrink D") == []
     assert typed_numbers("step 400 of notebook 07, width 32") == []
