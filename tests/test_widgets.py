@@ -4,15 +4,19 @@ import numpy as np
 import pytest
 import torch
 
+from unitlab.images import grid
 from unitlab.vae import VAE, vae_config
 from unitlab.widgets import (
     decode_latent,
     edit_code,
+    grid_rows,
     label_directions,
+    labelled_rows,
     latent_explorer,
     outline,
     pca_directions,
     png_bytes,
+    png_image,
     region_mask,
     traversal,
 )
@@ -126,3 +130,39 @@ def test_explorer_with_several_decoders(model, data):
     assert set(ex.rendered) == {"vae", "flipped"}
     assert np.array_equal(ex.image, ex.rendered["vae"])
     assert np.array_equal(ex.rendered["flipped"], ex.rendered["vae"][:, ::-1])
+
+
+def test_grid_rows_split_a_grid_back_into_labelled_rows(data):
+    rows = [data[0:3], data[3:6], data[6:9]]
+    image = grid(rows)
+    strips = grid_rows(image, 3)
+    assert len(strips) == 3 and all(s.shape == (16 + 4, image.shape[1], 3) for s in strips)
+    for strip, row in zip(strips, rows, strict=True):
+        np.testing.assert_array_equal(strip[2:18, 2:18], row[0])  # first image, inside the pad
+        np.testing.assert_array_equal(strip[2:18, 20:36], row[1])
+    with pytest.raises(ValueError, match="not a grid of 4 rows"):
+        grid_rows(image, 4)
+    box = labelled_rows(strips, ["input", "reconstruction", "translation"], scale=2, title="t")
+    assert [label.value.split(">")[1].split("<")[0] for label in box.labels] == [
+        "input",
+        "reconstruction",
+        "translation",
+    ]
+    np.testing.assert_array_equal(png_image(box.images[1].value)[::2, ::2], strips[1])
+    with pytest.raises(ValueError, match="2 labels for 3 rows"):
+        labelled_rows(strips, ["a", "b"])
+
+
+def test_latent_explorer_carries_a_static_picture(model, data):
+    """A notebook without a kernel shows an output's best safe MIME type: a PNG of the panels
+    as they were drawn, instead of the repr text of the widget."""
+    import base64
+
+    ex = latent_explorer(model, model.codes(data), k=2, images=data, scale=2)
+    bundle = ex._repr_mimebundle_()
+    assert {"image/png", "text/plain", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    picture = png_image(base64.b64decode(bundle["image/png"]))
+    np.testing.assert_array_equal(picture, ex.snapshot())
+    assert picture.shape[0] >= 32 and picture.shape[1] >= 2 * 32  # start image + decoded
+    ex.sliders[0].value = 3.0
+    assert not np.array_equal(ex.snapshot(), picture)

@@ -14,6 +14,7 @@ A *decoder* is anything that maps codes ``(N, C, h, w)`` to images on [-1, 1]: a
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,7 +42,12 @@ __all__ = [
     "decode_latent",
     "traversal",
     "png_bytes",
+    "png_image",
     "outline",
+    "grid_rows",
+    "labelled_rows",
+    "slider_layout",
+    "StaticFallback",
     "LatentExplorer",
     "latent_explorer",
     "notebook_quick",
@@ -218,6 +224,13 @@ def png_bytes(image: np.ndarray, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+def png_image(data: bytes) -> np.ndarray:
+    """PNG bytes (as :func:`png_bytes` writes them) back into a uint8 ``(H, W, 3)`` image."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
 def outline(image: np.ndarray, mask: Tensor, scale: int, colour=(230, 30, 30)) -> np.ndarray:
     """``image`` enlarged ``scale`` times with a 1-pixel box around the masked latent cells."""
     big = repeat(image, "h w c -> (h sh) (w sw) c", sh=scale, sw=scale)
@@ -235,7 +248,80 @@ def outline(image: np.ndarray, mask: Tensor, scale: int, colour=(230, 30, 30)) -
     return big
 
 
-class LatentExplorer(w.HBox):
+def grid_rows(image: np.ndarray, n_rows: int, pad: int = 2) -> list[np.ndarray]:
+    """Split an :func:`unitlab.images.grid` image of ``n_rows`` rows back into its row strips.
+
+    Each strip keeps the white padding around its images, so strips stacked again look like
+    the grid (a run's saved sample grids are PNGs: this is how an explorer labels their rows).
+    """
+    height = image.shape[0]
+    cell = (height - pad) // max(n_rows, 1)
+    if n_rows < 1 or cell <= pad or cell * n_rows + pad != height:
+        raise ValueError(f"an image {height} px tall is not a grid of {n_rows} rows (pad {pad})")
+    return [image[r * cell : (r + 1) * cell + pad] for r in range(n_rows)]
+
+
+def labelled_rows(
+    rows: Sequence[np.ndarray], labels: Sequence[str], scale: int = 2, title: str | None = None
+) -> w.VBox:
+    """Images one above the other, each with its label on the left (a two-column grid).
+
+    The labels are ``HTML`` widgets in ``box.labels`` (in order), the images ``Image`` widgets
+    in ``box.images``.
+    """
+    if len(rows) != len(labels):
+        raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
+    box = w.VBox()
+    box.labels = [
+        w.HTML(
+            f"<span style='white-space: nowrap'>{text}</span>", layout=w.Layout(margin="0 8px 0 0")
+        )
+        for text in labels
+    ]
+    box.images = [w.Image(value=png_bytes(row, scale), format="png") for row in rows]
+    cells = [item for pair in zip(box.labels, box.images, strict=True) for item in pair]
+    table = w.GridBox(
+        cells,
+        layout=w.Layout(grid_template_columns="max-content max-content", align_items="center"),
+    )
+    box.children = ([w.HTML(f"<b>{title}</b>")] if title else []) + [table]
+    return box
+
+
+def slider_layout(width: str = "480px") -> dict[str, Any]:
+    """Keyword arguments that give a slider a usable track in JupyterLab's default layout.
+
+    A slider left at ipywidgets' default width keeps only ~90 px of track once a wide
+    description takes its share: too short to pick one value of 0-999 by dragging.
+    """
+    return {"layout": w.Layout(width=width), "style": {"description_width": "120px"}}
+
+
+class StaticFallback:
+    """Mixin for explorer widgets: the cell's output also carries a PNG of the current state.
+
+    A notebook opened without a running kernel (an untrusted notebook in JupyterLab, a page on
+    GitHub) cannot draw a widget and shows the best *safe* MIME type of the output instead:
+    without this it is the repr text ``VBox(children=...)``; with it, a picture of what the
+    explorer showed when the cell ran. In a live kernel JupyterLab prefers the widget view.
+    Subclasses define :meth:`snapshot` (a uint8 ``(H, W, 3)`` image).
+    """
+
+    def snapshot(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def snapshot_png(self) -> bytes:
+        """:meth:`snapshot` as PNG bytes."""
+        return png_bytes(self.snapshot())
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        data = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
+        if data is not None:
+            data["image/png"] = base64.b64encode(self.snapshot_png()).decode("ascii")
+        return data
+
+
+class LatentExplorer(StaticFallback, w.HBox):
     """Sliders over a few latent directions, decoded live into images (an ipywidgets box).
 
     ``model`` is one decoder, or a dict ``{label: decoder}`` to decode the same edited code with
@@ -328,6 +414,18 @@ class LatentExplorer(w.HBox):
             start = outline(self.images[self.base.value], self.mask(), self.scale)
             self.original.value = png_bytes(start)
         return self.image
+
+    def snapshot(self) -> np.ndarray:
+        """The panels as drawn now, side by side (the static fallback of the cell's output)."""
+        panels = [png_image(view.value) for view in self.views.values()]
+        if self.images is not None:
+            panels.insert(0, png_image(self.original.value))
+        height = max(p.shape[0] for p in panels)
+        padded = [
+            np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0)), constant_values=255)
+            for p in panels
+        ]
+        return np.concatenate(padded, axis=1)
 
     def reset_sliders(self) -> None:
         """All direction sliders back to 0 (renders once per slider that moves)."""
