@@ -5,8 +5,11 @@ without a front end. Neither shows that a reader's browser renders the widgets a
 slider there round-trips through the kernel into a new image. This test does what a reader
 does: it starts JupyterLab on localhost, opens a notebook in headless Chromium (Debian's
 ``chromium``, driven by the Playwright client: downloading Playwright's own browser builds does
-not work here), runs all cells, presses an arrow key on an explorer's slider and checks that the
-explorer's image changed. It saves a screenshot as ``explorer.png`` in the test's temporary folder.
+not work here), runs all cells, then, in each explorer the notebook shows, presses an arrow key
+on a slider (or picks another option) and checks that the explorer's images changed; where the
+notebook has exercises, it first opens the first hidden solution as a reader would, by clicking
+its placeholder, and checks that the solution shows. A screenshot of each explorer after its
+change is kept as a test artefact in ``build/test-artifacts/browser/`` (ignored by git).
 
 The server serves a temporary copy of ``notebooks/``, so the committed notebooks are never saved
 over, and every Jupyter/IPython folder points into that temporary space, so nothing is left in
@@ -36,10 +39,18 @@ import pytest
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
-# The notebooks whose first explorer the test drives, as files in notebooks/.
-BROWSER_NOTEBOOKS = ["06_unit.ipynb"]
+# The notebooks the test drives, as files in notebooks/, with how many explorers each must show
+# (every one is driven) and whether to open an exercise's hidden solution: the course's opening,
+# and notebook 06 with its translation and ablation explorers.
+BROWSER_NOTEBOOKS = {
+    "00_unit_in_one_minute.ipynb": {"explorers": 1, "exercise": True},
+    "06_unit.ipynb": {"explorers": 2, "exercise": False},
+}
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+ARTIFACTS = REPO / "build" / "test-artifacts" / "browser"
+SHARED_DATA = REPO.parent / "shared" / "data"  # as in conftest.py
 
 # Bounds of every wait, in seconds: generous for two busy cores, short enough to fail clearly.
 SERVER_START_S = 90.0
@@ -159,11 +170,15 @@ def free_port() -> int:
 
 
 def lab_environment(home: Path) -> dict[str, str]:
-    """The server's (and so the kernel's) environment: quick notebooks on one thread each, and
-    every Jupyter/IPython folder inside ``home``, so that the user's settings neither change
-    the test nor get written to."""
+    """The server's (and so the kernel's) environment: quick notebooks on one thread each, the
+    real digits where CI keeps them, and every Jupyter/IPython folder inside ``home``, so that
+    the user's settings neither change the test nor get written to."""
     env = dict(os.environ)
     env.update(UNITLAB_QUICK="1", OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    # The notebooks find ../../shared/data relative to notebooks/; the served copy lives in a
+    # temporary folder, so point them at it the other way they look: $UNITLAB_DATA.
+    if SHARED_DATA.is_dir():
+        env.setdefault("UNITLAB_DATA", str(SHARED_DATA))
     folders = {
         "JUPYTER_CONFIG_DIR": "config",
         "JUPYTER_DATA_DIR": "data",
@@ -347,16 +362,17 @@ def settled_images(element: Locator) -> list[str]:
     return wait_for(same_twice, REDRAW_S, "the explorer's images to settle", poll=1.0)
 
 
-def direction_slider(explorer: Locator) -> Locator:
-    """The explorer's first float slider (a latent direction; its readout has a decimal point),
-    rather than the integer ones that pick the start code or the edited region."""
+def explorer_slider(explorer: Locator) -> Locator:
+    """The explorer's first float slider (a latent direction or an interpolation: its readout
+    has a decimal point) if it has one, rather than the integer ones that pick a start code or
+    an edited region; else its first slider."""
     sliders = explorer.locator(".widget-slider")
     wait_for(lambda: sliders.count() > 0, REDRAW_S, "the explorer's sliders to render")
     for i in range(sliders.count()):
         slider = sliders.nth(i)
         if "." in slider.locator(".widget-readout").inner_text():
             return slider
-    raise AssertionError("the explorer has no float (latent direction) slider")
+    return sliders.first
 
 
 def move_slider(slider: Locator, steps: int) -> str:
@@ -375,6 +391,79 @@ def move_slider(slider: Locator, steps: int) -> str:
     raise AssertionError(f"the slider did not move on ArrowRight/ArrowLeft (readout {before})")
 
 
+def change_control(explorer: Locator) -> str:
+    """Move the explorer's slider (see :func:`explorer_slider`), or where it has none, pick the
+    next option of its first drop-down; returns a description of the change."""
+    if explorer.locator(".widget-slider").count():
+        return "a slider " + move_slider(explorer_slider(explorer), SLIDER_STEPS)
+    select = explorer.locator("select")
+    wait_for(lambda: select.count() > 0, REDRAW_S, "a slider or a drop-down in the explorer")
+    options = select.first.locator("option")
+    before = select.first.input_value()
+    values = [options.nth(i).get_attribute("value") for i in range(options.count())]
+    after = next(v for v in values if v != before)
+    select.first.select_option(after)
+    return f"a drop-down {before!r} -> {after!r}"
+
+
+def drive_explorer(page: Page, explorer: Locator, screenshot: Path) -> str:
+    """Change one control of ``explorer``, wait for a new image, keep a screenshot."""
+    explorer.scroll_into_view_if_needed()
+    before = settled_images(explorer)
+    move = change_control(explorer)
+    wait_for(
+        lambda: (images := image_contents(explorer)) is not None and images != before,
+        REDRAW_S,
+        f"the explorer's image to change after moving {move}",
+    )
+    # Let the kernel render the last change too, so the screenshot shows the end state.
+    wait_for(lambda: notebook_state(page)["kernel"] == "idle", REDRAW_S, "the kernel to idle")
+    assert settled_images(explorer) != before, f"moving {move} changed no image"
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=screenshot)
+    assert screenshot.is_file() and screenshot.stat().st_size > 0, "no screenshot saved"
+    return move
+
+
+# The index (among all cells) of the first cell tagged `solution`, and whether JupyterLab shows
+# its source and outputs collapsed, as the notebook's metadata asks.
+SOLUTION_STATE_JS = """
+() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.model.cells;
+  for (let index = 0; index < cells.length; index++) {
+    const tags = cells.get(index).getMetadata('tags') || [];
+    if (!tags.includes('solution')) continue;
+    const widget = panel.content.widgets[index];
+    return {index, inputHidden: widget.inputHidden, outputHidden: widget.outputHidden};
+  }
+  return null;
+}
+"""
+
+
+def open_first_solution(page: Page, name: str) -> None:
+    """Check that the first solution is hidden (code and output), then click what a reader sees
+    of it, the "..." placeholders (JupyterLab shows the code's first, then the output's), until
+    the solution's text shows."""
+    state = page.evaluate(SOLUTION_STATE_JS)
+    assert state, f"{name} has no cell tagged `solution`"
+    assert state["inputHidden"] and state["outputHidden"], f"{name}: a solution shows: {state}"
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(state["index"])
+    outputs = cell.locator(".jp-OutputArea")
+
+    def solution_shows() -> bool:
+        return outputs.count() > 0 and "Solution" in outputs.first.inner_text()
+
+    for _ in range(2):
+        placeholder = cell.locator(".jp-Placeholder:visible")
+        if solution_shows() or not placeholder.count():
+            break
+        cell.scroll_into_view_if_needed()
+        placeholder.first.click()
+    wait_for(solution_shows, REDRAW_S, f"the first solution of {name} to show after clicks")
+
+
 def screenshot_on_failure(page: Page, path: Path) -> None:
     """Save what the page showed when the test failed, without masking the failure."""
     try:
@@ -384,35 +473,35 @@ def screenshot_on_failure(page: Page, path: Path) -> None:
         print(f"no screenshot of the failure: {error}")
 
 
-@pytest.mark.parametrize("notebook", BROWSER_NOTEBOOKS)
-def test_explorer_slider_redraws_image(
+@pytest.mark.parametrize("notebook", list(BROWSER_NOTEBOOKS))
+def test_notebook_explorers_redraw_and_solutions_open(
     chromium: Browser, lab: Lab, tmp_path: Path, notebook: str
 ) -> None:
-    """Run ``notebook`` in the browser, move a slider of its first explorer, see a new image."""
+    """Open ``notebook`` in the browser; where it has exercises, open a hidden solution as the
+    reader finds it (before running: running clears outputs, which un-collapses them); run it;
+    change a control of each explorer and see a new image."""
+    expected = BROWSER_NOTEBOOKS[notebook]
     assert (lab.root / notebook).is_file(), f"no notebook {notebook} in {NOTEBOOKS}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page = chromium.new_page(viewport={"width": 1400, "height": 1000})
     try:
         open_notebook(page, lab, notebook)
+        if expected["exercise"]:  # as the reader finds it: committed, not yet run
+            open_first_solution(page, notebook)
+            page.screenshot(path=ARTIFACTS / f"{Path(notebook).stem}-solution.png")
         run_all_cells(page, notebook)
         explorers = page.locator(EXPLORER_SELECTOR)
-        wait_for(lambda: explorers.count() > 0, REDRAW_S, f"an explorer in {notebook}")
-        explorer = explorers.first
-        explorer.scroll_into_view_if_needed()
-        before = settled_images(explorer)
-
-        move = move_slider(direction_slider(explorer), SLIDER_STEPS)
         wait_for(
-            lambda: (images := image_contents(explorer)) is not None and images != before,
+            lambda: explorers.count() >= expected["explorers"],
             REDRAW_S,
-            f"the explorer's image to change after moving a slider {move}",
+            f"{expected['explorers']} explorers in {notebook}",
         )
-        # Let the kernel render the last key press too, so the screenshot shows the end state.
-        wait_for(lambda: notebook_state(page)["kernel"] == "idle", REDRAW_S, "the kernel to idle")
-        assert settled_images(explorer) != before, f"moving a slider {move} changed no image"
-
-        screenshot = tmp_path / "explorer.png"
-        page.screenshot(path=screenshot)
-        assert screenshot.is_file() and screenshot.stat().st_size > 0, "no screenshot saved"
+        assert explorers.count() == expected["explorers"], f"{notebook}: explorers changed"
+        stem = Path(notebook).stem
+        for i in range(expected["explorers"]):
+            screenshot = ARTIFACTS / f"{stem}-explorer-{i + 1}.png"
+            move = drive_explorer(page, explorers.nth(i), screenshot)
+            print(f"{notebook}: explorer {i + 1} redrew after {move}; screenshot {screenshot}")
     except BaseException:
         screenshot_on_failure(page, tmp_path / "failure.png")
         raise
