@@ -229,6 +229,34 @@ def test_non_finite_loss_stops_with_a_message(split: AdaptationSplit) -> None:
         trainer.train_step()
 
 
+def test_classifier_weight_average(split: AdaptationSplit, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cls_ema=1.0"):
+        _tiny(cls_ema=1.0).validate()
+    trainer = AdaptTrainer(_tiny(cls_ema=0.75), split)
+    assert trainer.classifier is trainer.dis and trainer.dis_ema is None
+    trainer.train_step()  # the average starts as a copy of the first step's weights
+    first = {k: v.clone() for k, v in trainer.dis.state_dict().items()}
+    torch.testing.assert_close(trainer.dis_ema.state_dict(), first)
+    assert trainer.classifier is trainer.dis_ema
+    assert not any(p.requires_grad for p in trainer.dis_ema.parameters())
+    trainer.train_step()
+    for name, average in trainer.dis_ema.named_parameters():
+        expected = 0.75 * first[name] + 0.25 * dict(trainer.dis.named_parameters())[name]
+        torch.testing.assert_close(average, expected, msg=name)
+    scores = trainer.evaluate()
+    assert {"target_accuracy", "target_accuracy_last"} <= scores.keys()
+    # A checkpoint carries the average; a trainer restored from it scores the same.
+    restored = AdaptTrainer(_tiny(cls_ema=0.75), split)
+    restored.load_state_dict(trainer.state_dict())
+    torch.testing.assert_close(restored.dis_ema.state_dict(), trainer.dis_ema.state_dict())
+    assert restored.evaluate() == scores
+    # Off by default: no average, no extra key, the checkpoint's layout as before.
+    plain = AdaptTrainer(_tiny(), split)
+    plain.train_step()
+    assert plain.dis_ema is None and "dis_ema" not in plain.state_dict()
+    assert "target_accuracy_last" not in plain.evaluate()
+
+
 def test_resume_continues_exactly(split: AdaptationSplit, tmp_path: Path) -> None:
     # With augmentation on: the random warps, too, must continue exactly.
     def run(steps: int, folder: str, resume: bool = False) -> dict:

@@ -73,6 +73,10 @@ class AdaptConfig:
     # a real/fake judge of translations only, stronger than the shared discriminator's head.
     style: float = 0.0
     critic_width: int = 16
+    # Decay of an exponential moving average of the discriminator-classifier's weights, which
+    # ``evaluate`` scores instead of the last step's (0 = off): adversarial training makes the
+    # last-step accuracy wander by a few hundredths between evaluations.
+    cls_ema: float = 0.0
     kl: float = 1e-3
     recon: float = 1e-2
     eval_every: int = 250
@@ -96,6 +100,8 @@ class AdaptConfig:
         for name in ("lr", "gen_warm_lr", "weight_decay", *weights):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
+        if not 0 <= self.cls_ema < 1:
+            raise ValueError(f"cls_ema={self.cls_ema} must be in [0, 1) (0 switches it off)")
         if self.dis_share_first and self.dis_mirror_first:
             raise ValueError(
                 "dis_share_first=True ties the first layer; dis_mirror_first=True copies a private "

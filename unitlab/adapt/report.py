@@ -244,7 +244,11 @@ def export_weights(run_or_file: str | Path, path: str | Path) -> Path:
     """Write a run's networks as a small file (fp16 weights; no optimiser or RNG state: a sixth
     of the checkpoint's size) that :func:`unitlab.adapt.load_trainer` reads, for notebook 07."""
     state = load_checkpoint(run_or_file)
-    small = {net: half_precision(state[net]) for net in ("gen", "dis", "critic") if net in state}
+    small = {
+        net: half_precision(state[net])
+        for net in ("gen", "dis", "critic", "dis_ema")
+        if net in state
+    }
     return save_checkpoint({"config": state["config"], "step": state["step"], **small}, path)
 
 

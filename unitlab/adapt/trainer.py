@@ -35,6 +35,7 @@ run continues exactly as an uninterrupted one on the CPU.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections.abc import Callable
@@ -125,6 +126,8 @@ class AdaptTrainer:
                 torch.manual_seed(cfg.seed + 3)
                 self.critic = StyleCritic(channels, cfg.critic_width).to(device)
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
+        # The weight average of ``dis`` (cfg.cls_ema > 0), started at the first adaptation step.
+        self.dis_ema: DigitDiscriminator | None = None
 
     # ---- one iteration ------------------------------------------------------------------------
 
@@ -251,8 +254,27 @@ class AdaptTrainer:
         x_a, y_a, x_b = self.batch(self.step)
         row = self.dis_step(x_a, y_a, x_b)
         row.update(self.gen_step(x_a, x_b))
+        self._average_classifier()
         self.step += 1
         return row
+
+    @torch.no_grad()
+    def _average_classifier(self) -> None:
+        """Move ``dis_ema`` towards ``dis`` by ``1 - cfg.cls_ema`` (a copy at the first step)."""
+        if self.cfg.cls_ema <= 0:
+            return
+        if self.dis_ema is None:
+            self.dis_ema = copy.deepcopy(self.dis).requires_grad_(False)
+            return
+        for average, current in zip(self.dis_ema.parameters(), self.dis.parameters(), strict=True):
+            average.lerp_(current, 1 - self.cfg.cls_ema)
+        for average, current in zip(self.dis_ema.buffers(), self.dis.buffers(), strict=True):
+            average.copy_(current)
+
+    @property
+    def classifier(self) -> DigitDiscriminator:
+        """What ``evaluate`` scores: the weight average where there is one, else ``dis``."""
+        return self.dis if self.dis_ema is None else self.dis_ema
 
     # ---- evaluation -------------------------------------------------------------------------
 
@@ -261,31 +283,43 @@ class AdaptTrainer:
         source accuracy on 2,000 source training images (a's path); and translation accuracy:
         the same 2,000 source digits translated into the target domain and read by b's path,
         against their source labels. The last is a diagnostic of the generator: near chance
-        (0.1), the translations carry no digit, whatever they look like."""
-        ev, src = self._target_eval, self.source
+        (0.1), the translations carry no digit, whatever they look like. With a weight average
+        (``cfg.cls_ema``) the average is scored, and ``target_accuracy_last`` gives the last
+        step's weights' target accuracy beside it."""
+        ev, src, reader = self._target_eval, self.source, self.classifier
         images, labels = src.images[:2000].to(self.device), src.labels[:2000]
         translated = torch.cat([self.gen.translate(x, "a2b") for x in images.split(500)])
-        return {
-            "target_accuracy": accuracy(self.dis, ev.images, ev.labels, "b"),
-            "source_accuracy": accuracy(self.dis, images, labels, "a"),
-            "translation_accuracy": accuracy(self.dis, translated, labels, "b"),
+        scores = {
+            "target_accuracy": accuracy(reader, ev.images, ev.labels, "b"),
+            "source_accuracy": accuracy(reader, images, labels, "a"),
+            "translation_accuracy": accuracy(reader, translated, labels, "b"),
         }
+        if self.dis_ema is not None:
+            scores["target_accuracy_last"] = accuracy(self.dis, ev.images, ev.labels, "b")
+        return scores
 
     # ---- checkpoints ------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {
-            "config": self.cfg.to_dict(),
-            "step": self.step,
-            "gen": self.gen.state_dict(),
-            "dis": self.dis.state_dict(),
-            "gen_opt": self.gen_opt.state_dict(),
-            "dis_opt": self.dis_opt.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-        } | (
-            {}
-            if self.critic is None
-            else {"critic": self.critic.state_dict(), "critic_opt": self.critic_opt.state_dict()}
+        return (
+            {
+                "config": self.cfg.to_dict(),
+                "step": self.step,
+                "gen": self.gen.state_dict(),
+                "dis": self.dis.state_dict(),
+                "gen_opt": self.gen_opt.state_dict(),
+                "dis_opt": self.dis_opt.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+            }
+            | (
+                {}
+                if self.critic is None
+                else {
+                    "critic": self.critic.state_dict(),
+                    "critic_opt": self.critic_opt.state_dict(),
+                }
+            )
+            | ({} if self.dis_ema is None else {"dis_ema": self.dis_ema.state_dict()})
         )
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
@@ -301,6 +335,10 @@ class AdaptTrainer:
         self.dis.load_state_dict(state["dis"])
         if self.critic is not None:
             self.critic.load_state_dict(state["critic"])
+        self.dis_ema = None
+        if "dis_ema" in state:
+            self.dis_ema = copy.deepcopy(self.dis).requires_grad_(False)
+            self.dis_ema.load_state_dict(state["dis_ema"])
         self.step = int(state["step"])
         if "gen_opt" not in state:  # an exported model (weights only): to read, not to resume
             return
