@@ -30,7 +30,9 @@ from .widgets import (
     grid_rows,
     labelled_rows,
     png_bytes,
+    show_rows,
     slider_layout,
+    stack_images,
 )
 
 # ---------------------------------------------------------------- translation
@@ -306,17 +308,23 @@ def ablation_views(
     results_dir: str | Path, variant: str, seed: int = 0, baseline: float | None = None
 ) -> dict[str, np.ndarray]:
     """One ablation run's curves (accuracy, losses) and image grids, as uint8 images."""
+    from .ablation import load_results
+
+    root = Path(results_dir)
+    return _run_views(root, _find_run(load_results(root), variant, seed, root), baseline)
+
+
+def _run_views(root: Path, run: dict[str, Any], baseline: float | None) -> dict[str, np.ndarray]:
+    """:func:`ablation_views` of a run record already read from ``root``'s results."""
     import matplotlib.pyplot as plt
 
     from .ablation import read_log
 
-    root = Path(results_dir)
-    run = _find_run(root, variant, seed)
     folder = root / run["folder"]
     log = read_log(root, run)
     fig, (acc, loss) = plt.subplots(1, 2, figsize=(8, 2.4))
     steps, values = zip(*run["curve"], strict=True)
-    acc.plot(steps, values, marker="o", label=variant)
+    acc.plot(steps, values, marker="o", label=run["variant"])
     if baseline is not None:
         acc.axhline(baseline, color="grey", ls="--", label="constant baseline")
     acc.set(title="held-out pixel accuracy", xlabel="step", ylim=(0, 1))
@@ -334,13 +342,12 @@ def ablation_views(
     }
 
 
-def _find_run(root: Path, variant: str, seed: int) -> dict[str, Any]:
-    from .ablation import load_results
-
-    runs = [r for r in load_results(root) if r["variant"] == variant and r["seed"] == seed]
-    if not runs:
+def _find_run(runs: list[dict[str, Any]], variant: str, seed: int, root: Path) -> dict[str, Any]:
+    """The record of ``variant`` and ``seed`` among ``runs`` (read from ``root``)."""
+    found = [r for r in runs if r["variant"] == variant and r["seed"] == seed]
+    if not found:
         raise ValueError(f"no run of {variant!r} with seed {seed} in {root}")
-    return runs[0]
+    return found[0]
 
 
 def labelled_grids(views: dict[str, np.ndarray]) -> dict[str, list[tuple[str, np.ndarray]]]:
@@ -375,18 +382,6 @@ def _labelled_png(rows: list[tuple[str, np.ndarray]], title: str, scale: int = 2
     return _figure_png(fig, tight=True)
 
 
-def _stack(images: list[np.ndarray], axis: int) -> np.ndarray:
-    """Images side by side (``axis=1``) or one above the other (``axis=0``), on white."""
-    other = 1 - axis
-    size = max(image.shape[other] for image in images)
-    padded = []
-    for image in images:
-        pad = [(0, 0), (0, 0), (0, 0)]
-        pad[other] = (0, size - image.shape[other])
-        padded.append(np.pad(image, pad, constant_values=255))
-    return np.concatenate(padded, axis=axis)
-
-
 class AblationExplorer(_Resettable, StaticFallback, w.VBox):
     """Pick a variant (and seed) of the ablation; see its curves and its samples.
 
@@ -405,7 +400,7 @@ class AblationExplorer(_Resettable, StaticFallback, w.VBox):
         results_dir = SHIPPED if results_dir is None else results_dir
         self.results_dir, self.baseline, self.scale = Path(results_dir), baseline, scale
         self.paper = PAPER
-        runs = load_results(self.results_dir)
+        self.runs = runs = load_results(self.results_dir)  # read once, not per redraw
         if not runs:
             raise ValueError(f"no ablation results in {self.results_dir}")
         variants = list(dict.fromkeys(r["variant"] for r in runs))
@@ -432,10 +427,8 @@ class AblationExplorer(_Resettable, StaticFallback, w.VBox):
         self.render()
 
     def render(self) -> np.ndarray:
-        run = _find_run(self.results_dir, self.variant.value, self.seed.value)
-        self.rendered = ablation_views(
-            self.results_dir, self.variant.value, self.seed.value, self.baseline
-        )
+        run = _find_run(self.runs, self.variant.value, self.seed.value, self.results_dir)
+        self.rendered = _run_views(self.results_dir, run, self.baseline)
         self.rows = labelled_grids(self.rendered)
         self.summary.value = self._summary(run)
         self.curves.value = png_bytes(self.rendered["curves"])
@@ -455,8 +448,7 @@ class AblationExplorer(_Resettable, StaticFallback, w.VBox):
             ]
             self.grids.children = [self.panels["translations"], w.HBox(sides)]
         for name, rows in self.rows.items():
-            for view, (_, row) in zip(self.panels[name].images, rows, strict=True):
-                view.value = png_bytes(row, self.scale)
+            show_rows(self.panels[name], [row for _, row in rows], self.scale)
         self.image = self.rendered["translations"]
         return self.image
 
@@ -478,11 +470,13 @@ class AblationExplorer(_Resettable, StaticFallback, w.VBox):
 
         summary = html.unescape(re.sub("<[^>]+>", "", self.summary.value))
         grids = {name: _labelled_png(rows, PANEL_TITLES[name]) for name, rows in self.rows.items()}
-        samples = _stack([grids["from satellites"], grids["from maps"]], axis=1)
+        samples = stack_images([grids["from satellites"], grids["from maps"]], axis=1)
         title = _text_png(
             "ablation explorer (static picture; run the cell for the live widget)\n" + summary
         )
-        return _stack([title, self.rendered["curves"], grids["translations"], samples], axis=0)
+        return stack_images(
+            [title, self.rendered["curves"], grids["translations"], samples], axis=0
+        )
 
 
 def _text_png(text: str) -> np.ndarray:

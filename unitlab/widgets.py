@@ -46,6 +46,8 @@ __all__ = [
     "outline",
     "grid_rows",
     "labelled_rows",
+    "show_rows",
+    "stack_images",
     "slider_layout",
     "StaticFallback",
     "LatentExplorer",
@@ -267,18 +269,14 @@ def labelled_rows(
     """Images one above the other, each with its label on the left (a two-column grid).
 
     The labels are ``HTML`` widgets in ``box.labels`` (in order), the images ``Image`` widgets
-    in ``box.images``.
+    in ``box.images``; :func:`show_rows` draws new rows (and labels) into the same widgets.
     """
     if len(rows) != len(labels):
         raise ValueError(f"{len(labels)} labels for {len(rows)} rows")
     box = w.VBox()
-    box.labels = [
-        w.HTML(
-            f"<span style='white-space: nowrap'>{text}</span>", layout=w.Layout(margin="0 8px 0 0")
-        )
-        for text in labels
-    ]
-    box.images = [w.Image(value=png_bytes(row, scale), format="png") for row in rows]
+    box.labels = [w.HTML(layout=w.Layout(margin="0 8px 0 0")) for _ in labels]
+    box.images = [w.Image(format="png") for _ in rows]
+    show_rows(box, rows, scale, labels)
     cells = [item for pair in zip(box.labels, box.images, strict=True) for item in pair]
     table = w.GridBox(
         cells,
@@ -286,6 +284,31 @@ def labelled_rows(
     )
     box.children = ([w.HTML(f"<b>{title}</b>")] if title else []) + [table]
     return box
+
+
+def show_rows(
+    box: w.VBox, rows: Sequence[np.ndarray], scale: int, labels: Sequence[str] | None = None
+) -> None:
+    """Draw ``rows`` (and ``labels``, where given) into a :func:`labelled_rows` box, reusing its
+    widgets: a widget made per redraw would stay alive in the kernel and the saved notebook."""
+    for view, row in zip(box.images, rows, strict=True):
+        view.value = png_bytes(row, scale)
+    for label, text in zip(box.labels, labels or [], strict=False):
+        label.value = f"<span style='white-space: nowrap'>{text}</span>"
+
+
+def stack_images(images: Sequence[np.ndarray], axis: int, gap: int = 0) -> np.ndarray:
+    """uint8 images side by side (``axis=1``) or one above the other (``axis=0``) on white,
+    each followed by ``gap`` white pixels."""
+    other = 1 - axis
+    size = max(image.shape[other] for image in images)
+    padded = []
+    for image in images:
+        pad = [(0, 0), (0, 0), (0, 0)]
+        pad[other] = (0, size - image.shape[other])
+        pad[axis] = (0, gap)
+        padded.append(np.pad(image, pad, constant_values=255))
+    return np.concatenate(padded, axis=axis)
 
 
 def slider_layout(width: str = "480px") -> dict[str, Any]:
@@ -420,12 +443,7 @@ class LatentExplorer(StaticFallback, w.HBox):
         panels = [png_image(view.value) for view in self.views.values()]
         if self.images is not None:
             panels.insert(0, png_image(self.original.value))
-        height = max(p.shape[0] for p in panels)
-        padded = [
-            np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0)), constant_values=255)
-            for p in panels
-        ]
-        return np.concatenate(padded, axis=1)
+        return stack_images(panels, axis=1, gap=4)
 
     def reset_sliders(self) -> None:
         """All direction sliders back to 0 (renders once per slider that moves)."""

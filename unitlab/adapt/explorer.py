@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..images import grid
-from ..widgets import EXPLORER_CLASS, StaticFallback, labelled_rows, png_bytes, slider_layout
+from ..widgets import EXPLORER_CLASS, StaticFallback, labelled_rows, show_rows, slider_layout
 from .models import CoupledDigitVAE, DigitDiscriminator
 
 __all__ = ["DigitTranslations", "TranslationExplorer", "translation_rows"]
@@ -111,11 +111,7 @@ class TranslationExplorer(StaticFallback, w.VBox):
 
     def _update(self, _change: object = None) -> None:
         self.shown = self._render()
-        for label, image, text, row in zip(
-            self.view.labels, self.view.images, self.shown.labels, self.shown.rows, strict=True
-        ):
-            label.value = f"<span style='white-space: nowrap'>{text}</span>"
-            image.value = png_bytes(row, self.scale)
+        show_rows(self.view, self.shown.rows, self.scale, self.shown.labels)
 
     def snapshot(self) -> np.ndarray:
         return self.shown.image()
