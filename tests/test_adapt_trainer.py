@@ -15,7 +15,7 @@ import torch
 
 from unitlab import cli
 from unitlab.adapt import accuracy, adapt_preset
-from unitlab.adapt.models import CoupledDigitVAE, StyleCritic, coordinate_channels
+from unitlab.adapt.models import CoupledDigitVAE, DomainFrame, StyleCritic, coordinate_channels
 from unitlab.adapt.report import format_table, load_results
 from unitlab.adapt.report import main as report_main
 from unitlab.adapt.trainer import (
@@ -109,6 +109,56 @@ def test_translation_is_deterministic_and_keeps_mode() -> None:
     x = torch.randn(4, 1, 32, 32)
     torch.testing.assert_close(vae.translate(x), vae.translate(x))
     assert vae.training
+
+
+def _centred_square(half: int) -> torch.Tensor:
+    """(1, 1, 32, 32): -1 background, a bright square of side 2 * half in the middle."""
+    x = -torch.ones(1, 1, 32, 32)
+    x[..., 16 - half : 16 + half, 16 - half : 16 + half] = 1.0
+    return x
+
+
+def test_domain_frame_resamples_and_inverts() -> None:
+    frame = DomainFrame()
+    x = torch.randn(2, 1, 32, 32)
+    # At the start a frame changes nothing, in either direction.
+    torch.testing.assert_close(frame.from_canonical(x), x, atol=1e-5, rtol=0)
+    torch.testing.assert_close(frame.to_canonical(x), x, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        frame.delta.copy_(torch.tensor([[-0.3, 0.0, 0.05], [0.0, -0.3, -0.1]]))
+    full = torch.cat([frame.matrix(), torch.tensor([[0.0, 0.0, 1.0]])])
+    inverse = torch.cat([frame.inverse(), torch.tensor([[0.0, 0.0, 1.0]])])
+    torch.testing.assert_close(full @ inverse, torch.eye(3), atol=1e-6, rtol=0)
+    # Sampling the canonical image at 0.7x the coordinates enlarges a digit by 1 / 0.7 ...
+    small = _centred_square(6)
+    bright = (frame.from_canonical(small) > 0).sum().item()
+    assert 1.7 < bright / (small > 0).sum().item() < 2.4  # (1 / 0.7)^2 = 2.04
+    # ... and to_canonical undoes it where nothing was cut off (up to bilinear blur at edges).
+    smooth = torch.exp(-(coordinate_channels().square().sum(0)) / 0.1)[None, None]
+    back = frame.to_canonical(frame.from_canonical(smooth))
+    inner = (..., slice(6, 26), slice(6, 26))  # the border rows are cut off by the shift
+    torch.testing.assert_close(back[inner], smooth[inner], atol=0.03, rtol=0)
+    # The parameters get gradients through the resampling (what the GAN loss moves).
+    frame.from_canonical(torch.randn(2, 1, 32, 32)).square().sum().backward()
+    assert frame.delta.grad is not None and frame.delta.grad.abs().sum() > 0
+
+
+def test_vae_frames_are_optional_and_keep_mirroring() -> None:
+    plain = CoupledDigitVAE(1, 1, 8)
+    assert plain.frame_parameters() == []
+    assert not any("frames" in key for key in plain.state_dict())
+    torch.manual_seed(0)
+    framed = CoupledDigitVAE(1, 1, 8, mirror_init=True, frames=True)
+    assert {k for k in framed.state_dict() if "frames" in k} == {"frames.a.delta", "frames.b.delta"}
+    x = torch.randn(4, 1, 32, 32)
+    torch.testing.assert_close(framed.translate(x, "a2b"), framed.translate(x, "b2a"))
+    # A frame that enlarges domain b's digits makes a -> b translations larger than a's own.
+    with torch.no_grad():
+        framed.frames["b"].delta.copy_(torch.tensor([[-0.3, 0.0, 0.0], [0.0, -0.3, 0.0]]))
+    framed.eval()
+    mu, _ = framed.encode({"a": x})
+    canonical = framed.private_decoder("b")(framed.shared_decoder(mu[:, :, None, None]))
+    torch.testing.assert_close(framed.decode(mu, "b"), framed.frames["b"].from_canonical(canonical))
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,6 +449,23 @@ def test_generator_warm_start_trains_the_vae_alone(split: AdaptationSplit) -> No
         _tiny(gen_warm_start=-1)
 
 
+def test_frames_train_at_their_own_rate_after_the_warm_start(split: AdaptationSplit) -> None:
+    trainer = AdaptTrainer(_tiny(warm_start=0, gen_warm_start=5, frame_lr=0.01), split)
+    groups = trainer.gen_opt.param_groups
+    assert [g["lr"] for g in groups] == [trainer.cfg.lr, 0.01]
+    assert groups[1]["params"] == trainer.gen.frame_parameters()
+    n_params = sum(len(g["params"]) for g in groups)
+    assert n_params == len(list(trainer.gen.parameters()))
+    trainer.warm_start()  # the VAE alone: nothing there should move a frame
+    assert all(not p.any() for p in trainer.gen.frame_parameters())
+    trainer.train_step()  # the adversarial terms do
+    assert all(p.abs().max() > 0.001 for p in trainer.gen.frame_parameters())
+    with pytest.raises(ValueError, match="frame_lr"):
+        _tiny(frame_lr=-1.0)
+    plain = AdaptTrainer(_tiny(), split)
+    assert plain.gen.frames is None and len(plain.gen_opt.param_groups) == 1
+
+
 # --------------------------------------------------------------------------------------------
 # The command.
 
@@ -504,16 +571,21 @@ def test_report_per_seed_records_and_the_mean_over_seeds(tmp_path: Path, capsys)
     assert len(rows) == 2 and "| cpu-translate | 1 | 0.9300 | 0.9900 | +0.0600 |" in rows[1]
 
 
-def test_every_preset_validates_and_cpu_translate_runs_its_recipe(split: AdaptationSplit) -> None:
-    """``cpu-translate`` switches the translation recipe's parts on together; shrunk to tiny
-    widths it runs both warm starts and an adaptation step that uses each of them."""
+@pytest.mark.parametrize("preset", ["cpu-translate", "cpu-frames"])
+def test_every_preset_validates_and_the_translate_presets_run_their_recipe(
+    split: AdaptationSplit, preset: str
+) -> None:
+    """``cpu-translate`` switches the translation recipe's parts on together (``cpu-frames``
+    adds the domain frames); shrunk to tiny widths it runs both warm starts and an adaptation
+    step that uses each of them."""
     from unitlab.adapt import ADAPT_PRESETS
 
     for name in ADAPT_PRESETS:
         adapt_preset(name)  # raises on a contradictory preset
     small = dict(gen_width=8, dis_width=8, critic_width=8, batch_size=16)
-    cfg = adapt_preset("cpu-translate", warm_start=3, gen_warm_start=3, **small)
+    cfg = adapt_preset(preset, warm_start=3, gen_warm_start=3, **small)
     trainer = AdaptTrainer(cfg, split)
+    assert (trainer.gen.frames is not None) == (preset == "cpu-frames")
     first_a, first_b = trainer.dis.private("a"), trainer.dis.private("b")
     assert first_a is not first_b  # private first layers (mirrored), not tied
     trainer.warm_start()
@@ -531,17 +603,19 @@ def test_ship_writes_a_small_model_that_load_trainer_reads(
     run's translations and classifier (to fp16 precision), and the folder names the preset."""
     from unitlab.adapt.report import SHIPPED_MODEL, ship, write_result
 
-    cfg = _tiny(steps=2, style=1.0, dis_share_first=False, preset="cpu-translate")
+    cfg = _tiny(steps=2, style=1.0, dis_share_first=False, frame_lr=0.02, preset="cpu-frames")
     run = tmp_path / "run"
     final = run_adaptation(cfg, split, run, progress=False)
     result = write_result(run, cfg, split, final, None)
     (run / "source_only.json").write_text("{}")
     dest = ship(run, result, into=tmp_path / "shipped")
-    assert dest.name == "usps-mnist-cpu-translate"
+    assert dest.name == "usps-mnist-cpu-frames"
     model = dest / SHIPPED_MODEL
     assert model.stat().st_size < (run / "checkpoint.pt").stat().st_size / 3
     original, shipped = load_trainer(run, split), load_trainer(model, split)
     assert shipped.step == 2 and shipped.critic is not None
+    for p, q in zip(original.gen.frame_parameters(), shipped.gen.frame_parameters(), strict=True):
+        assert p.abs().max() > 0 and torch.allclose(p, q, atol=1e-3)  # moved, and kept
     x = split.target_eval.images[:8]
     with torch.no_grad():
         ref, got = original.gen.translate(x, "b2a"), shipped.gen.translate(x, "b2a")

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="cpu",
         help="cpu (default, <= 60 CPU minutes), cpu-translate (cpu with a generator that "
-        "translates), paper, svhn-mnist (the paper's, MNIST doubled with inverted copies) "
+        "translates), cpu-frames (cpu-translate with a learnable frame per domain: digits may "
+        "change size), paper, svhn-mnist (the paper's, MNIST doubled with inverted copies) "
         "or tiny",
     )
     ad.add_argument("--steps", type=int, help="training iterations (default: the preset's)")

@@ -2,10 +2,10 @@
 
 One module per job:
 
-- :mod:`.models` — the coupled VAE (generator), the shared discriminator-classifier and the
-  per-domain style critics;
+- :mod:`.models` — the coupled VAE (generator) with its optional per-domain frames, the shared
+  discriminator-classifier and the per-domain style critics;
 - :mod:`.config` — :class:`AdaptConfig` and its presets (``paper``, ``svhn-mnist``,
-  ``cpu``, ``cpu-translate``, ``tiny``);
+  ``cpu``, ``cpu-translate``, ``cpu-frames``, ``tiny``);
 - :mod:`.trainer` — :class:`AdaptTrainer` (the two alternating steps) and its run;
 - :mod:`.baseline` — the source-only classifier every adaptation number must beat;
 - :mod:`.report` — ``result.json`` of a run and the results table (``python -m
@@ -16,7 +16,7 @@ The data (splits that keep target labels out of training) is :mod:`unitlab.data.
 
 from .baseline import accuracy, train_source_only
 from .config import ADAPT_PRESETS, PAPER, AdaptConfig, adapt_preset
-from .models import CoupledDigitVAE, DigitDiscriminator, StyleCritic
+from .models import CoupledDigitVAE, DigitDiscriminator, DomainFrame, StyleCritic
 from .trainer import AdaptTrainer, adapt_run, config_split, load_trainer, run_adaptation
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "AdaptTrainer",
     "CoupledDigitVAE",
     "DigitDiscriminator",
+    "DomainFrame",
     "StyleCritic",
     "accuracy",
     "adapt_preset",

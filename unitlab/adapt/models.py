@@ -58,6 +58,48 @@ def _up(c_in: int, c_out: int, padding: int) -> nn.Sequential:
     )
 
 
+class DomainFrame(nn.Module):
+    """A learnable affine frame of one domain: where its digits sit and how large they are.
+
+    MNIST centres a 20-pixel digit in a wide margin, USPS scales every digit to fill its frame:
+    a *global* change of scale and position that no stack of local convolutions makes within a
+    few hundred steps (every translation kept the source's framing). The frame makes it one
+    small set of numbers: the shared layers work in a canonical frame, the encoder resamples a
+    domain's image into it (``to_canonical``) and the decoder resamples its output back
+    (``from_canonical``). ``delta`` is the offset from the identity (2 x 3, zero at the start,
+    so an untrained frame changes nothing); what moves it is the adversarial game, which sees
+    that a translation is framed like the wrong domain. Reconstructions go through the frame
+    and its inverse, so they hardly constrain it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.delta = nn.Parameter(torch.zeros(2, 3))
+        self.register_buffer("identity", torch.eye(2, 3), persistent=False)
+
+    def matrix(self) -> Tensor:
+        """(2, 3): output pixel coordinates (in [-1, 1]) -> canonical coordinates."""
+        return self.identity + self.delta
+
+    def inverse(self) -> Tensor:
+        """(2, 3): the inverse affine map, domain coordinates -> canonical ones inverted."""
+        full = torch.cat([self.matrix(), self.identity.new_tensor([[0.0, 0.0, 1.0]])])
+        return torch.linalg.inv(full)[:2]
+
+    @staticmethod
+    def _resample(x: Tensor, theta: Tensor) -> Tensor:
+        grid = F.affine_grid(theta.expand(len(x), 2, 3), list(x.shape), align_corners=False)
+        return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+    def from_canonical(self, x: Tensor) -> Tensor:
+        """The decoder's canonical output -> this domain's framing."""
+        return self._resample(x, self.matrix())
+
+    def to_canonical(self, x: Tensor) -> Tensor:
+        """This domain's image -> the canonical frame the shared layers see."""
+        return self._resample(x, self.inverse())
+
+
 def coordinate_channels(size: int = SIZE) -> Tensor:
     """(2, size, size): row and column of each pixel, scaled to [-1, 1)."""
     ramp = (torch.arange(size, dtype=torch.float32) - size / 2) / (size / 2)
@@ -80,6 +122,7 @@ class CoupledDigitVAE(nn.Module):
         channels: int = 64,
         initial_sigma: float = math.log(2.0),
         mirror_init: bool = False,
+        frames: bool = False,
     ) -> None:
         super().__init__()
         ch = channels
@@ -100,6 +143,8 @@ class CoupledDigitVAE(nn.Module):
         )
         self.private_decoder_a = self._head(ch, channels_a)
         self.private_decoder_b = self._head(ch, channels_b)
+        # Only with ``frames``, so that models without them keep their state-dict layout.
+        self.frames = nn.ModuleDict({d: DomainFrame() for d in "ab"}) if frames else None
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(module.weight, 0.0, 0.02)
@@ -155,6 +200,8 @@ class CoupledDigitVAE(nn.Module):
         hidden = []
         for domain, x in images.items():
             check_images(x, self.image_channels(domain), SIZE, what=f"domain {domain} digits")
+            if self.frames is not None:
+                x = self.frames[domain].to_canonical(x)
             xy = self.xy.expand(len(x), -1, -1, -1)
             hidden.append(self._private_encoder(domain)(torch.cat([x, xy], 1)))
         h = self.shared_encoder(torch.cat(hidden))
@@ -164,7 +211,19 @@ class CoupledDigitVAE(nn.Module):
     def decode(self, z: Tensor, domain: str) -> Tensor:
         """Codes (N, D) -> images of ``domain`` in [-1, 1]."""
         h = self.shared_decoder(z[:, :, None, None])
-        return self.private_decoder(domain)(h)
+        return self._framed(self.private_decoder(domain)(h), domain)
+
+    def _framed(self, x: Tensor, domain: str) -> Tensor:
+        return x if self.frames is None else self.frames[domain].from_canonical(x)
+
+    def frame_parameters(self) -> list[nn.Parameter]:
+        """The frames' parameters (empty without frames): they train at their own rate."""
+        return [] if self.frames is None else list(self.frames.parameters())
+
+    def parameters_without_frames(self) -> list[nn.Parameter]:
+        """Every other parameter: what the VAE warm start trains, and Adam's main group."""
+        frames = {id(p) for p in self.frame_parameters()}
+        return [p for p in self.parameters() if id(p) not in frames]
 
     def forward(self, x_a: Tensor, x_b: Tensor, sample: bool = True) -> dict[str, Tensor]:
         """The VAE and translation streams of one batch pair.
@@ -177,7 +236,8 @@ class CoupledDigitVAE(nn.Module):
         z, kl = ops.reparameterize(mu, logvar, sample=sample)
         # One pass through the shared decoder for both domains' codes, then each private head.
         h = self.shared_decoder(z[:, :, None, None])
-        as_a, as_b = self.private_decoder_a(h), self.private_decoder_b(h)
+        as_a = self._framed(self.private_decoder_a(h), "a")
+        as_b = self._framed(self.private_decoder_b(h), "b")
         n = len(x_a)
         return {"aa": as_a[:n], "ba": as_a[n:], "ab": as_b[:n], "bb": as_b[n:], "kl": kl}
 

@@ -108,15 +108,16 @@ class AdaptTrainer:
         channels = split.channels
         torch.manual_seed(cfg.seed)
         self.gen = CoupledDigitVAE(
-            channels, channels, cfg.gen_width, cfg.initial_sigma, cfg.mirror_init
-        ).to(device)
+            channels, channels, cfg.gen_width, cfg.initial_sigma, cfg.mirror_init,
+            frames=cfg.frame_lr > 0,
+        ).to(device)  # fmt: skip
         self.dis = DigitDiscriminator(
             channels, cfg.dis_channels, share_first=cfg.dis_share_first
         ).to(device)
         if cfg.dis_mirror_first:
             self.dis.mirror_private_layer()
         opt = dict(lr=cfg.lr, betas=BETAS, weight_decay=cfg.weight_decay)
-        self.gen_opt = torch.optim.Adam(self.gen.parameters(), **opt)
+        self.gen_opt = torch.optim.Adam(_generator_groups(self.gen, cfg.frame_lr), **opt)
         self.dis_opt = torch.optim.Adam(self.dis.parameters(), **opt)
         # Only with style > 0, so that runs without it keep their checkpoints' layout.
         # Seeded on its own, so that adding the critics leaves every other draw of the run as is.
@@ -349,6 +350,13 @@ class AdaptTrainer:
         torch.set_rng_state(state["torch_rng"].cpu())
 
 
+def _generator_groups(gen: CoupledDigitVAE, frame_lr: float) -> list[dict]:
+    """Adam's parameter groups for the generator: the frames (if any) at ``frame_lr``."""
+    rest = {"params": gen.parameters_without_frames()}
+    frames = gen.frame_parameters()
+    return [rest, {"params": frames, "lr": frame_lr}] if frames else [rest]
+
+
 class _GeneratorWarmStart:
     """The coupled VAE alone (reconstruction, KL, cycle; no discriminator): the trainer that
     :func:`unitlab.run.fit` drives for ``cfg.gen_warm_start`` steps, with its own Adam at
@@ -357,7 +365,9 @@ class _GeneratorWarmStart:
     def __init__(self, trainer: AdaptTrainer) -> None:
         self.trainer, self.step = trainer, 0
         lr = trainer.cfg.gen_warm_lr
-        self.opt = torch.optim.Adam(trainer.gen.parameters(), lr=lr, betas=BETAS)
+        # The frames stay put: nothing in the VAE terms asks them to move (a reconstruction goes
+        # through a frame and its inverse), and Adam would move them by lr per step on noise.
+        self.opt = torch.optim.Adam(trainer.gen.parameters_without_frames(), lr=lr, betas=BETAS)
 
     def train_step(self) -> dict[str, float]:
         x_a, _, x_b = self.trainer.batch(self.step)
