@@ -601,7 +601,8 @@ def test_ship_writes_a_small_model_that_load_trainer_reads(
 ) -> None:
     """``report --ship`` exports fp16 networks without optimiser state; loading them gives the
     run's translations and classifier (to fp16 precision), and the folder names the preset."""
-    from unitlab.adapt.report import SHIPPED_MODEL, ship, write_result
+    from unitlab.adapt.report import SHIPPED_MODEL, save_translations, ship, write_result
+    from unitlab.images import image_pixels
 
     cfg = _tiny(steps=2, style=1.0, dis_share_first=False, frame_lr=0.02, preset="cpu-frames")
     run = tmp_path / "run"
@@ -610,6 +611,8 @@ def test_ship_writes_a_small_model_that_load_trainer_reads(
     (run / "source_only.json").write_text("{}")
     dest = ship(run, result, into=tmp_path / "shipped")
     assert dest.name == "usps-mnist-cpu-frames"
+    picture = save_translations(run, tmp_path / "translations.png")  # $UNITLAB_DATA's digits
+    assert image_pixels(picture) == (3 * 34 + 2) * (16 * 34 + 2)  # 3 rows of 16 digits
     model = dest / SHIPPED_MODEL
     assert model.stat().st_size < (run / "checkpoint.pt").stat().st_size / 3
     original, shipped = load_trainer(run, split), load_trainer(model, split)

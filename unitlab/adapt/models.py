@@ -5,12 +5,15 @@
 a small DCGAN-like pair instead (``CoVAE32x32`` in their NIPS code): each domain's *first*
 encoder layer and *last* generator layers are private, everything in between is one module
 object used by both domains, and the latent is a full Gaussian (mu and a softplus sigma) of
-``8 * channels`` numbers per image. Two details matter for adaptation:
+``8 * channels`` numbers per image. Three details matter for adaptation:
 
 * **xy-coordinate channels.** Two constant channels holding each pixel's (row, column) in
   [-1, 1] are appended to every input image, so the convolutions know *where* a stroke is;
   USPS digits fill their frame while MNIST digits sit in a 20-pixel box, and the encoder has to
   map both to one code.
+* **Domain frames** (optional, :class:`DomainFrame`): a learnable affine resampling per domain
+  around the shared layers, so that a translation can also change where a digit sits and how
+  large it is, which the local private layers do not learn.
 * **Shared batch norm.** Both domains' batches go through the shared layers *together*, so the
   batch statistics are those of the union: a feature means the same in both domains.
 
@@ -78,11 +81,11 @@ class DomainFrame(nn.Module):
         self.register_buffer("identity", torch.eye(2, 3), persistent=False)
 
     def matrix(self) -> Tensor:
-        """(2, 3): output pixel coordinates (in [-1, 1]) -> canonical coordinates."""
+        """(2, 3): output pixel coordinates (in [-1, 1]) -> canonical ones (``from_canonical``)."""
         return self.identity + self.delta
 
     def inverse(self) -> Tensor:
-        """(2, 3): the inverse affine map, domain coordinates -> canonical ones inverted."""
+        """(2, 3): the inverse map, canonical coordinates -> this domain's (``to_canonical``)."""
         full = torch.cat([self.matrix(), self.identity.new_tensor([[0.0, 0.0, 1.0]])])
         return torch.linalg.inv(full)[:2]
 

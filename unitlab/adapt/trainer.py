@@ -21,7 +21,8 @@ batches, which a source-only classifier gets too. Three options (off by default)
 generator translate within the budget: ``gen_warm_start`` (the coupled VAE trained alone first,
 so translations start as digits), ``dis_mirror_first`` (a private first discriminator layer that
 starts as the source's) and ``style`` (a plain real/fake critic per domain for translations:
-the shared discriminator-classifier stays near chance as a real/fake judge).
+the shared discriminator-classifier stays near chance as a real/fake judge); ``frame_lr`` adds
+a learnable frame per domain, so that translations can change the digits' size (MNIST -> USPS).
 ``docs/results.md`` has the measurements.
 
 Target labels never enter training: the trainer is given ``split.source_train`` (images +
