@@ -601,7 +601,8 @@ def test_ship_writes_a_small_model_that_load_trainer_reads(
 ) -> None:
     """``report --ship`` exports fp16 networks without optimiser state; loading them gives the
     run's translations and classifier (to fp16 precision), and the folder names the preset."""
-    from unitlab.adapt.report import SHIPPED_MODEL, save_translations, ship, write_result
+    from unitlab.adapt.report import SHIPPED_MODEL, ship, write_result
+    from unitlab.adapt.trainer import save_translations
     from unitlab.images import image_pixels
 
     cfg = _tiny(steps=2, style=1.0, dis_share_first=False, frame_lr=0.02, preset="cpu-frames")

@@ -21,7 +21,6 @@ import torch
 
 from ..checkpoint import half_precision, load_checkpoint, save_checkpoint
 from ..data.adaptation import NAMES, AdaptationSplit
-from ..images import save_grid
 from ..machine import machine_description
 from ..run import RunFolder
 from .baseline import train_source_only
@@ -270,23 +269,6 @@ def ship(run: str | Path, result: dict, into: Path = SHIPPED) -> Path:
     return dest
 
 
-def save_translations(
-    run: str | Path, path: str | Path, data_root: str | Path | None = None, count: int = 16
-) -> Path:
-    """Write a run's picture for ``docs/``: ``count`` source training digits, their translations
-    into the target domain (the last step's generator), and ``count`` target training digits,
-    one row each, from the run folder's checkpoint and its own data split."""
-    from .trainer import config_split, load_trainer  # the trainer imports this module
-
-    cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
-    split = config_split(cfg, data_root)
-    trainer = load_trainer(run, split)
-    source = split.source_train.images[:count]
-    rows = [source, trainer.gen.translate(source, "a2b"), split.target_train.images[:count]]
-    save_grid(rows, path)
-    return Path(path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Markdown table of finished adaptation runs.")
     parser.add_argument("runs", nargs="+", help="run folders holding result.json")
@@ -301,16 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the per-seed records, by protocol and direction, to FILE "
         "(e.g. docs/adaptation_results.json)",
     )
-    parser.add_argument(
-        "--figure",
-        metavar="PNG",
-        help="also draw the first run's source digits, their translations and target digits",
-    )
-    parser.add_argument("--data-root", help="digit data folder for --figure ($UNITLAB_DATA)")
     args = parser.parse_args(argv)
     results = load_results(args.runs)
-    if args.figure:
-        save_translations(args.runs[0], args.figure, args.data_root)
     if args.json:
         RunFolder(Path(args.json).parent).write_json(
             Path(args.json).name, per_seed_records(results)

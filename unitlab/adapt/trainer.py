@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,7 @@ from .. import losses
 from ..checkpoint import config_mismatch, load_checkpoint
 from ..data.adaptation import AdaptationSplit, adaptation_split
 from ..data.digit_geometry import random_affine
+from ..images import save_grid
 from ..run import NonFiniteLossError, RunFolder, RunLock, fit
 from .baseline import accuracy, fit_source_classifier
 from .config import AdaptConfig
@@ -501,3 +503,18 @@ def adapt_run(
             cfg, split, run_dir, resume, progress=progress, on_eval=on_eval, device=device
         )
         return report.write_result(run_dir, cfg, split, final, reference)
+
+
+def save_translations(
+    run: str | Path, path: str | Path, data_root: str | Path | None = None, count: int = 16
+) -> Path:
+    """Write a run's picture for ``docs/``: ``count`` source training digits, their translations
+    into the target domain (the last step's generator), and ``count`` target training digits,
+    one row each, from the run folder's checkpoint and its own data split."""
+    cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
+    split = config_split(cfg, data_root)
+    trainer = load_trainer(run, split)
+    source = split.source_train.images[:count]
+    rows = [source, trainer.gen.translate(source, "a2b"), split.target_train.images[:count]]
+    save_grid(rows, path)
+    return Path(path)
