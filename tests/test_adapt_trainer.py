@@ -152,7 +152,7 @@ def test_vae_frames_are_optional_and_keep_mirroring() -> None:
     assert {k for k in framed.state_dict() if "frames" in k} == {"frames.a.delta", "frames.b.delta"}
     x = torch.randn(4, 1, 32, 32)
     torch.testing.assert_close(framed.translate(x, "a2b"), framed.translate(x, "b2a"))
-    # A frame that enlarges domain b's digits makes a -> b translations larger than a's own.
+    # With a moved frame, decoding as b is b's private decoder's output resampled by b's frame.
     with torch.no_grad():
         framed.frames["b"].delta.copy_(torch.tensor([[-0.3, 0.0, 0.0], [0.0, -0.3, 0.0]]))
     framed.eval()
