@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -255,6 +256,40 @@ def test_config_split_matches_the_config(offline_data: Path, split: AdaptationSp
         AdaptTrainer(_tiny(normalise=False), split)
     with pytest.raises(ValueError, match="normalise=True but the split is not size-normalised"):
         AdaptTrainer(_tiny(), plain)
+
+
+def test_source_grey_trains_one_channel_and_is_checked(offline_data: Path) -> None:
+    """A printed -> MNIST trainer with ``source_grey`` builds one-channel models and steps; a
+    trainer refuses a split whose source was prepared otherwise than its config says."""
+    from unitlab.data.adaptation import adaptation_split
+
+    def printed(grey: bool) -> AdaptationSplit:
+        return adaptation_split(
+            "printed", "mnist", offline_data, printed_n=200, normalise=True, source_grey=grey
+        )
+
+    cfg = _tiny(source="printed", source_grey=True, batch_size=8)
+    trainer = AdaptTrainer(cfg, printed(True))
+    x_a = trainer.batch(0)[0]
+    assert x_a.shape == (8, 1, 32, 32)
+    assert trainer.dis(x_a, "a")[1].shape == (8, 10)
+    row = trainer.train_step()
+    assert all(math.isfinite(v) for v in row.values())
+    with pytest.raises(ValueError, match="source_grey=True but the split's printed source is"):
+        AdaptTrainer(cfg, printed(False))
+    with pytest.raises(ValueError, match="source_grey=False but the split's printed source is"):
+        AdaptTrainer(_tiny(source="printed", batch_size=8), printed(True))
+
+
+def test_baseline_cache_key_names_a_greyed_source_only() -> None:
+    """A source-only baseline of a greyed colour source is another baseline (its cache key
+    says so); ``source_grey`` on a grey source changes no pixel, so it keeps the key."""
+    from unitlab.adapt.report import _baseline_key
+
+    printed = _baseline_key(_tiny(source="printed", source_grey=True))
+    assert printed["source_grey"] is True
+    assert "source_grey" not in _baseline_key(_tiny(source="printed"))
+    assert _baseline_key(_tiny(source_grey=True)) == _baseline_key(_tiny())
 
 
 def test_warm_start_trains_the_classifier_path_only(split: AdaptationSplit) -> None:

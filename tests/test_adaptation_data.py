@@ -310,6 +310,53 @@ def test_normalised_split_warps_grey_digits_only(
             assert torch.allclose(after.images[:100], expected, atol=1e-6), name
 
 
+def test_stretched_luma_spans_the_range_whatever_the_colours() -> None:
+    """Luma with ITU-R 601 weights, each image stretched to [-1, 1]: a pale digit, a dark one
+    and a coloured one all come out spanning the full range, with strokes and background in
+    the same order as their brightness; a flat image does not divide by zero."""
+    from unitlab.data.adaptation import stretched_luma
+
+    x = torch.full((4, 3, 8, 8), 0.5)
+    x[0, :, 2:6, 3:5] = 0.7  # pale grey stroke on pale grey: little contrast
+    x[1] = -0.9
+    x[1, :, 2:6, 3:5] = -0.6  # dark on darker
+    x[2, 0], x[2, 1], x[2, 2] = 1.0, -1.0, -1.0  # red background ...
+    x[2, 1, 2:6, 3:5] = 1.0  # ... with a yellow stroke (brighter: green adds 0.587)
+    grey = stretched_luma(x)
+    assert grey.shape == (4, 1, 8, 8)
+    for i in range(3):
+        assert grey[i].min() == -1 and grey[i].max() == 1
+        assert torch.all(grey[i, :, 2:6, 3:5] == 1) and grey[i, :, 0, 0] == -1
+    assert torch.all(grey[3] == -1)  # flat: no digit, no NaN
+    with pytest.raises(ValueError, match=r"RGB images \(N, 3, H, W\), got \(2, 1, 8, 8\)"):
+        stretched_luma(torch.zeros(2, 1, 8, 8))
+
+
+def test_source_grey_makes_colour_sources_one_channel_only(
+    offline_data: Path, splits: dict[tuple[str, str], AdaptationSplit]
+) -> None:
+    """``source_grey=True``: the printed source becomes stretched luma of the same rows, every
+    part one channel (the target as loaded, not repeated to RGB), the protocol says so; a grey
+    source is left exactly as it is."""
+    from unitlab.data.adaptation import SOURCE_GREY, stretched_luma
+
+    plain = splits[("printed", "mnist")]
+    grey = adaptation_split("printed", "mnist", offline_data, printed_n=PRINTED_N, source_grey=True)
+    assert grey.channels == 1 and grey.source_grey and not plain.source_grey
+    assert SOURCE_GREY in grey.protocol and SOURCE_GREY not in plain.protocol
+    assert torch.equal(grey.source_train.labels, plain.source_train.labels)
+    expected = stretched_luma(plain.source_train.images)
+    assert torch.allclose(grey.source_train.images, expected, atol=1e-6)
+    for name in ("target_train", "target_eval"):
+        before, after = getattr(plain, name), getattr(grey, name)
+        assert torch.equal(after.indices, before.indices)
+        assert torch.equal(after.images, before.images[:, :1])
+
+    untouched = adaptation_split("usps", "mnist", offline_data, source_grey=True)
+    assert not untouched.source_grey and SOURCE_GREY not in untouched.protocol
+    assert torch.equal(untouched.source_train.images, splits[("usps", "mnist")].source_train.images)
+
+
 # ------------------------------------------------------------------------------------------
 # Inverted target copies (the authors' SVHN -> MNIST recipe)
 

@@ -58,6 +58,11 @@ class AdaptConfig:
     # Append inverted copies (255 - x) of the unlabelled target training images, never of the
     # evaluation images: the authors' SVHN -> MNIST recipe (data.adaptation.with_inverted_copies).
     target_inverted: bool = False
+    # Turn a colour source (printed digits, SVHN) into one channel of luma stretched to [-1, 1]
+    # per image (data.adaptation.stretched_luma), for the source-only baseline alike; grey
+    # sources are left as they are. Without it the coupled VAE encodes the colour of a printed
+    # digit's background and not the digit (docs/results.md, trials 45-47).
+    source_grey: bool = False
     # Random affine warps of every training batch, both domains (data.digit_geometry).
     augment: bool = False
     # Source-only steps that train the discriminator's classifier path before adaptation starts

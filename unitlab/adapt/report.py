@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import half_precision, load_checkpoint, save_checkpoint
-from ..data.adaptation import NAMES, AdaptationSplit
+from ..data.adaptation import COLOUR, NAMES, AdaptationSplit
 from ..machine import machine_description
 from ..run import RunFolder
 from .baseline import train_source_only
@@ -72,7 +72,10 @@ def _baseline_key(cfg: AdaptConfig) -> dict:
     key = {k: getattr(cfg, k) for k in keys} | {"steps": cfg.warm_start + cfg.steps}
     # Preprocessing and augmentation change the baseline too; a baseline cached before these
     # fields existed had neither, so only their presence is recorded.
-    return key | {k: True for k in ("normalise", "augment") if getattr(cfg, k)}
+    preprocessing = {k: True for k in ("normalise", "augment") if getattr(cfg, k)}
+    if cfg.source_grey and cfg.source in COLOUR:  # a grey source is left as it is
+        preprocessing["source_grey"] = True
+    return key | preprocessing
 
 
 def write_result(

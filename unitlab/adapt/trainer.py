@@ -49,7 +49,7 @@ from torch import Tensor
 
 from .. import losses
 from ..checkpoint import config_mismatch, load_checkpoint
-from ..data.adaptation import AdaptationSplit, adaptation_split
+from ..data.adaptation import COLOUR, AdaptationSplit, adaptation_split
 from ..data.digit_geometry import random_affine
 from ..images import save_grid
 from ..run import NonFiniteLossError, RunFolder, RunLock, fit
@@ -99,6 +99,12 @@ class AdaptTrainer:
             raise ValueError(
                 f"the config has normalise={cfg.normalise} but the split is {state}: "
                 "build the split with config_split(cfg)"
+            )
+        if split.source_grey != (cfg.source_grey and cfg.source in COLOUR):
+            raise ValueError(
+                f"the config has source_grey={cfg.source_grey} but the split's {cfg.source} "
+                f"source is {'grey' if split.source_grey else 'as loaded'}: build it with "
+                "config_split(cfg)"
             )
         if split.target_inverted != cfg.target_inverted:
             raise ValueError(
@@ -385,7 +391,7 @@ class _GeneratorWarmStart:
 
 def config_split(cfg: AdaptConfig, root: str | Path | None = None) -> AdaptationSplit:
     """The data of ``cfg``'s run: its direction, seed and preprocessing (``normalise``,
-    ``target_inverted``)."""
+    ``target_inverted``, ``source_grey``)."""
     root = None if root is None else Path(root)
     return adaptation_split(
         cfg.source,
@@ -394,6 +400,7 @@ def config_split(cfg: AdaptConfig, root: str | Path | None = None) -> Adaptation
         cfg.seed,
         normalise=cfg.normalise,
         target_inverted=cfg.target_inverted,
+        source_grey=cfg.source_grey,
     )
 
 

@@ -26,7 +26,8 @@ The protocol per direction (written out in ``docs/domain_adaptation.md``):
 
 Images are float32 (N, C, 32, 32) in [-1, 1], the model's view (``DigitData.as_tensors``), with
 C = 3 when the source is colour (SVHN, printed digits; the grey target is then repeated to RGB,
-as in the paper's SVHN -> MNIST) and C = 1 for MNIST <-> USPS.
+as in the paper's SVHN -> MNIST) and C = 1 for MNIST <-> USPS, or when a colour source is made
+grey (``source_grey``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ MNIST_EVAL = 2_000  # MNIST test images held out for evaluation when MNIST train
 NORMALISED = (
     "size-normalised: every MNIST and USPS image (training and evaluation alike) centred on its "
     "ink's bounding box, the box's longer side scaled to 20/28 of the frame"
+)
+# The protocol line of a split whose colour source was made grey.
+SOURCE_GREY = (
+    "source grey: each colour source image turned to luma and stretched to span [-1, 1] "
+    "(its darkest pixel -1, its brightest +1); the target stays as it is, one channel"
 )
 PRINTED_TRAIN = 20_000  # printed source digits: ~7 s to generate, 250 MB as float RGB
 
@@ -151,6 +157,8 @@ class AdaptationSplit:
     normalised: bool = False
     # Whether target_train ends with inverted copies of its images (``target_inverted=...``).
     target_inverted: bool = False
+    # Whether a colour source was made grey (``source_grey=...``; False for a grey source).
+    source_grey: bool = False
 
     def __post_init__(self) -> None:
         if type(self.target_train) is not Images:  # a LabeledImages would leak target labels
@@ -239,6 +247,7 @@ class _Context:
     download: bool
     verify: bool
     normalise: bool
+    source_grey: bool
 
     def load(self, domain: str, split: str) -> DigitData:
         loader = {**LOADERS, "svhn": load_svhn}[domain]
@@ -254,9 +263,11 @@ class _Context:
         # stays an expanded view (indexing after the expand would copy all three channels).
         grey = data.images.ndim == 3  # MNIST, USPS; printed digits and SVHN are RGB
         part = DigitData(data.images[rows], data.labels[rows])
-        x, y = part.as_tensors(SIZE, 1 if grey else self.channels)
+        x, y = part.as_tensors(SIZE, 1 if grey else 3)
         if grey and self.normalise:
             x = normalise_size(x)
+        if not grey and self.source_grey:
+            x = stretched_luma(x)
         return LabeledImages(x.expand(-1, self.channels, -1, -1), origin, rows, y)
 
     def unlabeled(self, data: DigitData, origin: str, rows: torch.Tensor) -> Images:
@@ -277,6 +288,25 @@ def with_inverted_copies(part: Images) -> Images:
     base = x[:, :1] if x.stride(1) == 0 or x.shape[1] == 1 else x  # grey: invert one channel
     doubled = torch.cat([base, -base]).expand(-1, x.shape[1], -1, -1)
     return Images(doubled, part.origin, torch.cat([part.indices, ~part.indices]))
+
+
+def stretched_luma(x: torch.Tensor) -> torch.Tensor:
+    """RGB (N, 3, H, W) in [-1, 1] -> grey (N, 1, H, W): luma (ITU-R 601 weights), each image
+    stretched so that its darkest pixel is -1 and its brightest +1.
+
+    Why: a colour digit on a cluttered background costs a small VAE more to reconstruct than its
+    background colour is worth, so its code spends itself on colour and never encodes the digit
+    (docs/results.md, trials 45-47). Luma keeps the strokes; the per-image stretch gives pale
+    and dark, light-on-dark and dark-on-light digits alike the full range, as MNIST's have.
+    A flat image (max = min) becomes all -1 instead of dividing by zero.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"stretched_luma takes RGB images (N, 3, H, W), got {tuple(x.shape)}")
+    weights = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    luma = (x * weights).sum(1, keepdim=True)
+    low = luma.amin((2, 3), keepdim=True)
+    span = (luma.amax((2, 3), keepdim=True) - low).clamp_min(1e-6)
+    return ((luma - low) / span * 2 - 1).clamp(-1, 1)
 
 
 def _all(data: DigitData) -> torch.Tensor:
@@ -346,6 +376,7 @@ def adaptation_split(
     verify: bool = True,
     normalise: bool = False,
     target_inverted: bool = False,
+    source_grey: bool = False,
 ) -> AdaptationSplit:
     """The data of the ``source`` -> ``target`` adaptation task (see the module docstring).
 
@@ -361,6 +392,8 @@ def adaptation_split(
     framing conventions; colour sources keep their framing. ``target_inverted``: append an
     inverted copy of every target *training* image (:func:`with_inverted_copies`; the authors'
     SVHN -> MNIST recipe); the evaluation images are never inverted or doubled.
+    ``source_grey``: turn a colour source (printed digits, SVHN) into one channel of stretched
+    luma (:func:`stretched_luma`), so that every part is grey; a grey source is left as it is.
 
     Raises ``ValueError`` for unknown names or ``source == target``, ``FileNotFoundError``
     naming the missing file (and where to get it) when a dataset is not there.
@@ -374,15 +407,17 @@ def adaptation_split(
     if "mnist" in (source, target) and full_mnist is None:
         full_mnist = mnist_train_present(root)
     direction = f"{NAMES[source]} -> {NAMES[target]}"
+    greyed = source_grey and source in COLOUR
     ctx = _Context(
         direction,
         root,
         seed,
-        channels=3 if source in COLOUR else 1,
+        channels=3 if source in COLOUR and not greyed else 1,
         full_mnist=bool(full_mnist),
         download=download,
         verify=verify,
         normalise=normalise,
+        source_grey=greyed,
     )
     source_train, source_note = _source(source, ctx, printed_n)
     target_train, target_eval, (train_note, eval_note) = _target(target, ctx, mnist_eval)
@@ -399,6 +434,7 @@ def adaptation_split(
             f"{direction}, seed {seed}, data root {data_root() if root is None else root}: "
             f"float32 {ctx.channels}x{SIZE}x{SIZE} in [-1, 1]{rgb}",
             *([NORMALISED] if normalise else []),
+            *([SOURCE_GREY] if greyed else []),
             f"source train (labelled): {source_note}",
             f"target train (unlabelled): {train_note}",
             f"target eval (labels only to measure accuracy, never trained on): {eval_note}",
@@ -413,4 +449,5 @@ def adaptation_split(
         protocol,
         normalised=normalise,
         target_inverted=target_inverted,
+        source_grey=greyed,
     )
