@@ -105,6 +105,32 @@ def test_mirrored_init_starts_translations_as_reconstructions() -> None:
         CoupledDigitVAE(3, 1, 8, mirror_init=True)
 
 
+def test_spatial_latent_is_local_and_keeps_the_streams() -> None:
+    torch.manual_seed(0)
+    vae = CoupledDigitVAE(1, 1, 8, mirror_init=True, latent_size=8).eval()
+    assert vae.latent_dim == 8 * 8 * 8 * 8 and vae.latent_shape == (64, 8, 8)
+    x = torch.rand(3, 1, 32, 32) * 2 - 1
+    mu, logvar = vae.encode({"a": x})
+    assert mu.shape == logvar.shape == (3, vae.latent_dim)
+    # A change in the top-left corner moves the code of the top-left places only: each of the
+    # 8x8 places describes its own part of the digit (a 1x1 code changes as a whole).
+    nudged = x.clone()
+    nudged[:, :, :4, :4] = 1.0
+    change = (vae.encode({"a": nudged})[0] - mu).abs().view(3, *vae.latent_shape)
+    assert change[..., 0, 0].max() > 0 and change[..., 4:, 4:].max() == 0
+    vector = CoupledDigitVAE(1, 1, 8).eval()
+    assert (vector.encode({"a": nudged})[0] != vector.encode({"a": x})[0]).all()
+    out = vae.train()(x, x[:2])
+    assert {k: tuple(out[k].shape) for k in ("aa", "ab", "ba", "bb")} == {
+        "aa": (3, 1, 32, 32), "ab": (3, 1, 32, 32), "ba": (2, 1, 32, 32), "bb": (2, 1, 32, 32)
+    }  # fmt: skip
+    torch.testing.assert_close(vae.translate(x, "a2b"), vae.translate(x, "b2a"))  # mirrored
+    with pytest.raises(ValueError, match="latent_size must be 1"):
+        CoupledDigitVAE(1, 1, 8, latent_size=4)
+    with pytest.raises(ValueError, match="latent_size=4"):
+        adapt_preset("tiny", latent_size=4)
+
+
 def test_translation_is_deterministic_and_keeps_mode() -> None:
     vae = CoupledDigitVAE(1, 1, 8).train()
     x = torch.randn(4, 1, 32, 32)
@@ -482,6 +508,56 @@ def test_generator_warm_start_trains_the_vae_alone(split: AdaptationSplit) -> No
     assert trainer.step == 0  # adaptation steps still start at 1
     with pytest.raises(ValueError, match="gen_warm_start"):
         _tiny(gen_warm_start=-1)
+
+
+def test_semantic_term_reads_translations_with_a_frozen_source_classifier(
+    split: AdaptationSplit,
+) -> None:
+    with pytest.raises(ValueError, match="warm_start > 0"):
+        _tiny(warm_start=0, semantic=1.0).validate()
+    # Only the semantic term: no reconstruction, KL, GAN or cycle.
+    trainer = AdaptTrainer(_tiny(warm_start=5, semantic=1.0, recon=0.0, kl=0.0), split)
+    x_a, y_a, x_b = trainer.batch(0)
+    with pytest.raises(RuntimeError, match="warm_start"):
+        trainer.gen_step(x_a, x_b, y_a)
+    trainer.warm_start()
+    reader = trainer.reader
+    assert reader is not trainer.dis and not reader.training
+    assert not any(p.requires_grad for p in reader.parameters())
+    torch.testing.assert_close(reader.state_dict(), trainer.dis.state_dict())
+    # The term is the reader's cross-entropy on x_ab: its gradient reaches b's private decoder
+    # (x_ab's last layers) and never a's.
+    total, row = trainer._generator_loss(x_a, x_b, adversarial=False, y_a=y_a)
+    assert total.item() == pytest.approx(row["semantic"]) and row["semantic"] > 0
+    total.backward()
+    grads = {d: [p.grad for p in trainer.gen.private_decoder(d).parameters()] for d in "ab"}
+    assert all(g is None or not g.any() for g in grads["a"])
+    assert any(g is not None and g.any() for g in grads["b"])
+    trainer.gen.zero_grad(set_to_none=True)
+    # Training moves the discriminator, never the frozen copy; a checkpoint carries the copy.
+    frozen = _params(reader)
+    for _ in range(2):
+        assert trainer.train_step()["semantic"] > 0
+    assert all(torch.equal(p, q) for p, q in zip(frozen, _params(reader), strict=True))
+    assert not all(torch.equal(p, q) for p, q in zip(frozen, _params(trainer.dis), strict=True))
+    restored = AdaptTrainer(_tiny(warm_start=5, semantic=1.0, recon=0.0, kl=0.0), split)
+    restored.load_state_dict(trainer.state_dict())
+    torch.testing.assert_close(restored.reader.state_dict(), reader.state_dict())
+    assert not restored.reader.training
+    # Off by default: no reader, no term, the checkpoint's layout as before.
+    plain = AdaptTrainer(_tiny(), split)
+    assert "semantic" not in plain.train_step() and "reader" not in plain.state_dict()
+
+
+def test_a_spatial_latent_trains_and_resumes(split: AdaptationSplit) -> None:
+    trainer = AdaptTrainer(_tiny(latent_size=8), split)
+    assert trainer.gen.latent_shape == (64, 8, 8)
+    row = trainer.train_step()
+    assert all(math.isfinite(v) for v in row.values())
+    restored = AdaptTrainer(_tiny(latent_size=8), split)
+    restored.load_state_dict(trainer.state_dict())
+    with pytest.raises(ValueError, match="latent_size"):  # a vector-code model is refused
+        AdaptTrainer(_tiny(), split).load_state_dict(trainer.state_dict())
 
 
 def test_frames_train_at_their_own_rate_after_the_warm_start(split: AdaptationSplit) -> None:

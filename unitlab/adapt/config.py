@@ -29,6 +29,9 @@ class AdaptConfig:
     steps: int = 3000
     batch_size: int = 64
     gen_width: int = 32
+    # The coupled VAE's code: 1 = one vector per image (the authors'), 8 = 8x8 places
+    # (models.CoupledDigitVAE), so that a translation redraws the digit where it is.
+    latent_size: int = 1
     dis_width: int = 32
     lr: float = 2e-4
     weight_decay: float = 5e-4
@@ -78,6 +81,12 @@ class AdaptConfig:
     # a real/fake judge of translations only, stronger than the shared discriminator's head.
     style: float = 0.0
     critic_width: int = 16
+    # Not in UNIT: CyCADA's semantic consistency (Hoffman et al., ICML 2018), a generator term.
+    # Cross-entropy of the source labels on the translations x_ab, read by a *frozen* copy of
+    # the warm-started source classifier, so a translation must keep its digit to lower it; a
+    # copy that never trains on translations cannot learn to read a code hidden in them, as the
+    # live discriminator could. Needs ``warm_start`` > 0 (the reader is that classifier).
+    semantic: float = 0.0
     # Decay of an exponential moving average of the discriminator-classifier's weights, which
     # ``evaluate`` scores instead of the last step's (0 = off): adversarial training makes the
     # last-step accuracy wander by a few hundredths between evaluations.
@@ -107,7 +116,9 @@ class AdaptConfig:
         for name in (*may_be_zero, *positive):
             if getattr(self, name) < (0 if name in may_be_zero else 1):
                 raise ValueError(f"{name}={getattr(self, name)} is out of range")
-        weights = ("gan", "cls", "feature", "cls_translated", "kl", "recon", "cycle", "style")
+        weights = (
+            "gan", "cls", "feature", "cls_translated", "kl", "recon", "cycle", "style", "semantic"
+        )  # fmt: skip
         for name in ("lr", "gen_warm_lr", "frame_lr", "weight_decay", *weights):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
@@ -117,6 +128,13 @@ class AdaptConfig:
             raise ValueError(
                 "dis_share_first=True ties the first layer; dis_mirror_first=True copies a private "
                 "one: choose one"
+            )
+        if self.latent_size not in (1, 8):
+            raise ValueError(f"latent_size={self.latent_size} must be 1 or 8")
+        if self.semantic > 0 and self.warm_start == 0:
+            raise ValueError(
+                f"semantic={self.semantic} reads translations with the warm-started source "
+                "classifier: set warm_start > 0"
             )
         if self.target_inverted and self.target != "mnist":
             raise ValueError(

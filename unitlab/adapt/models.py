@@ -116,6 +116,13 @@ class CoupledDigitVAE(nn.Module):
     1x1 conv, then 1x1 heads for mu and sigma (softplus) of a ``8 * channels`` code.
     Generator: shared 4x4/2 transposed convs (1 -> 4 -> 8 -> 16 px) | private transposed conv
     (-> 32 px) and a 1x1 transposed conv to the image, tanh.
+
+    ``latent_size=8`` (not the authors') keeps the code spatial, ``8 * channels`` numbers at
+    each of 8x8 places, as UNIT's image-translation networks do (:mod:`unitlab.models`): the
+    8x8 encoder conv becomes a 3x3 one and the decoder's first two layers 3x3 convs at 8 px.
+    A translation then redraws the digit where it is instead of regenerating it from one
+    vector, which for cluttered printed digits the 1x1 code does not carry
+    (docs/results.md, trials 56-61). Codes are flattened to (N, D) either way.
     """
 
     def __init__(
@@ -126,24 +133,34 @@ class CoupledDigitVAE(nn.Module):
         initial_sigma: float = math.log(2.0),
         mirror_init: bool = False,
         frames: bool = False,
+        latent_size: int = 1,
     ) -> None:
         super().__init__()
+        if latent_size not in (1, 8):
+            raise ValueError(
+                f"latent_size must be 1 (a vector) or 8 (8x8 places), got {latent_size}"
+            )
         ch = channels
         self.channels_a, self.channels_b = channels_a, channels_b
-        self.latent_dim = 8 * ch
+        self.latent_shape = (8 * ch, latent_size, latent_size)
+        self.latent_dim = 8 * ch * latent_size**2
+        spatial = latent_size > 1
         self.register_buffer("xy", coordinate_channels(), persistent=False)
         self.private_encoder_a = _down(channels_a + 2, ch, 5, 2, 2)
         self.private_encoder_b = _down(channels_b + 2, ch, 5, 2, 2)
         self.shared_encoder = nn.Sequential(
             _down(ch, 2 * ch, 5, 2, 2),  # 16 -> 8 px
-            _down(2 * ch, 4 * ch, 8, 1, 0),  # 8 -> 1 px
+            _down(2 * ch, 4 * ch, 3, 1, 1) if spatial else _down(2 * ch, 4 * ch, 8, 1, 0),  # -> 1
             _down(4 * ch, 8 * ch, 1, 1, 0),
         )
         self.mu = nn.Conv2d(8 * ch, 8 * ch, 1)
         self.sigma = nn.Conv2d(8 * ch, 8 * ch, 1)
-        self.shared_decoder = nn.Sequential(
-            _up(8 * ch, 8 * ch, 0), _up(8 * ch, 4 * ch, 1), _up(4 * ch, 2 * ch, 1)
+        first = (
+            [_down(8 * ch, 8 * ch, 3, 1, 1), _down(8 * ch, 4 * ch, 3, 1, 1)]  # 8 px
+            if spatial
+            else [_up(8 * ch, 8 * ch, 0), _up(8 * ch, 4 * ch, 1)]  # 1 -> 4 -> 8 px
         )
+        self.shared_decoder = nn.Sequential(*first, _up(4 * ch, 2 * ch, 1))
         self.private_decoder_a = self._head(ch, channels_a)
         self.private_decoder_b = self._head(ch, channels_b)
         # Only with ``frames``, so that models without them keep their state-dict layout.
@@ -213,7 +230,7 @@ class CoupledDigitVAE(nn.Module):
 
     def decode(self, z: Tensor, domain: str) -> Tensor:
         """Codes (N, D) -> images of ``domain`` in [-1, 1]."""
-        h = self.shared_decoder(z[:, :, None, None])
+        h = self.shared_decoder(z.view(len(z), *self.latent_shape))
         return self._framed(self.private_decoder(domain)(h), domain)
 
     def _framed(self, x: Tensor, domain: str) -> Tensor:
@@ -238,7 +255,7 @@ class CoupledDigitVAE(nn.Module):
         mu, logvar = self.encode({"a": x_a, "b": x_b})
         z, kl = ops.reparameterize(mu, logvar, sample=sample)
         # One pass through the shared decoder for both domains' codes, then each private head.
-        h = self.shared_decoder(z[:, :, None, None])
+        h = self.shared_decoder(z.view(len(z), *self.latent_shape))
         as_a = self._framed(self.private_decoder_a(h), "a")
         as_b = self._framed(self.private_decoder_b(h), "b")
         n = len(x_a)

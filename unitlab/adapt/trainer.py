@@ -23,6 +23,9 @@ so translations start as digits), ``dis_mirror_first`` (a private first discrimi
 starts as the source's) and ``style`` (a plain real/fake critic per domain for translations:
 the shared discriminator-classifier stays near chance as a real/fake judge); ``frame_lr`` adds
 a learnable frame per domain, so that translations can change the digits' size (MNIST -> USPS).
+For printed digits two more: ``latent_size=8`` (a spatial code, so a translation redraws the
+digit where it is) and ``semantic`` (CyCADA's semantic consistency: a frozen copy of the
+warm-started source classifier must read x_ab as x_a's label, a generator term).
 ``docs/results.md`` has the measurements.
 
 Target labels never enter training: the trainer is given ``split.source_train`` (images +
@@ -118,7 +121,7 @@ class AdaptTrainer:
         torch.manual_seed(cfg.seed)
         self.gen = CoupledDigitVAE(
             channels, channels, cfg.gen_width, cfg.initial_sigma, cfg.mirror_init,
-            frames=cfg.frame_lr > 0,
+            frames=cfg.frame_lr > 0, latent_size=cfg.latent_size,
         ).to(device)  # fmt: skip
         self.dis = DigitDiscriminator(
             channels, cfg.dis_channels, share_first=cfg.dis_share_first
@@ -138,6 +141,8 @@ class AdaptTrainer:
             self.critic_opt = torch.optim.Adam(self.critic.parameters(), **opt)
         # The weight average of ``dis`` (cfg.cls_ema > 0), started at the first adaptation step.
         self.dis_ema: DigitDiscriminator | None = None
+        # The frozen source classifier of ``cfg.semantic`` (copied at the end of the warm start).
+        self.reader: DigitDiscriminator | None = None
 
     # ---- one iteration ------------------------------------------------------------------------
 
@@ -191,17 +196,19 @@ class AdaptTrainer:
             row["critic"] = critic.item()
         return row
 
-    def gen_step(self, x_a: Tensor, x_b: Tensor) -> dict[str, float]:
-        """Reconstruction + KL + fooling D with reconstructions and translations; D fixed."""
-        total, row = self._generator_loss(x_a, x_b, adversarial=True)
+    def gen_step(self, x_a: Tensor, x_b: Tensor, y_a: Tensor | None = None) -> dict[str, float]:
+        """Reconstruction + KL + fooling D with reconstructions and translations; D fixed.
+        ``y_a`` (the source labels) is needed with ``cfg.semantic`` > 0."""
+        total, row = self._generator_loss(x_a, x_b, adversarial=True, y_a=y_a)
         self._update(self.gen_opt, total, "generator")
         return row
 
     def _generator_loss(
-        self, x_a: Tensor, x_b: Tensor, adversarial: bool
+        self, x_a: Tensor, x_b: Tensor, adversarial: bool, y_a: Tensor | None = None
     ) -> tuple[Tensor, dict[str, float]]:
         """The generator's objective: the VAE terms (reconstruction, KL, and with ``cycle`` > 0
-        UNIT's cycle stream), plus with ``adversarial`` the GAN term against the current D."""
+        UNIT's cycle stream), plus with ``adversarial`` the GAN term against the current D, and
+        with ``semantic`` > 0 the frozen source classifier's cross-entropy on x_ab."""
         cfg, dis = self.cfg, self.dis
         out = self.gen(x_a, x_b)
         recon = summed_squared_error(out["aa"], x_a) + summed_squared_error(out["bb"], x_b)
@@ -227,6 +234,15 @@ class AdaptTrainer:
             cycle = summed_squared_error(back["ba"], x_a) + summed_squared_error(back["ab"], x_b)
             total = total + cfg.cycle * cycle + cfg.kl * back["kl"]
             row["cycle"] = cycle.item()
+        if cfg.semantic > 0:
+            if self.reader is None or y_a is None:
+                raise RuntimeError(
+                    "semantic > 0 needs the source labels and the frozen reader: call "
+                    "warm_start() first and pass y_a"
+                )
+            semantic = F.cross_entropy(self.reader(out["ab"], "a")[1], y_a)
+            total = total + cfg.semantic * semantic
+            row["semantic"] = semantic.item()
         return total, row
 
     def _update(self, opt: torch.optim.Optimizer, total: Tensor, who: str) -> None:
@@ -254,6 +270,8 @@ class AdaptTrainer:
         )  # fmt: skip
         if cfg.dis_mirror_first:  # the target's path starts as the warmed source classifier
             self.dis.mirror_private_layer()
+        if cfg.semantic > 0:  # eval mode: no dropout, so the reader is one fixed function
+            self.reader = copy.deepcopy(self.dis).eval().requires_grad_(False)
         if cfg.gen_warm_start:
             fit(
                 _GeneratorWarmStart(self), cfg.gen_warm_start, progress=False, desc="VAE warm start"
@@ -263,7 +281,7 @@ class AdaptTrainer:
         """One discriminator step then one generator step on the batch of ``self.step``."""
         x_a, y_a, x_b = self.batch(self.step)
         row = self.dis_step(x_a, y_a, x_b)
-        row.update(self.gen_step(x_a, x_b))
+        row.update(self.gen_step(x_a, x_b, y_a))
         self._average_classifier()
         self.step += 1
         return row
@@ -330,6 +348,7 @@ class AdaptTrainer:
                 }
             )
             | ({} if self.dis_ema is None else {"dis_ema": self.dis_ema.state_dict()})
+            | ({} if self.reader is None else {"reader": self.reader.state_dict()})
         )
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
@@ -349,6 +368,10 @@ class AdaptTrainer:
         if "dis_ema" in state:
             self.dis_ema = copy.deepcopy(self.dis).requires_grad_(False)
             self.dis_ema.load_state_dict(state["dis_ema"])
+        self.reader = None
+        if "reader" in state:
+            self.reader = copy.deepcopy(self.dis).eval().requires_grad_(False)
+            self.reader.load_state_dict(state["reader"])
         self.step = int(state["step"])
         if "gen_opt" not in state:  # an exported model (weights only): to read, not to resume
             return
@@ -379,8 +402,8 @@ class _GeneratorWarmStart:
         self.opt = torch.optim.Adam(trainer.gen.parameters_without_frames(), lr=lr, betas=BETAS)
 
     def train_step(self) -> dict[str, float]:
-        x_a, _, x_b = self.trainer.batch(self.step)
-        total, row = self.trainer._generator_loss(x_a, x_b, adversarial=False)
+        x_a, y_a, x_b = self.trainer.batch(self.step)
+        total, row = self.trainer._generator_loss(x_a, x_b, adversarial=False, y_a=y_a)
         self.trainer._update(self.opt, total, "generator warm-start")
         self.step += 1
         return row
