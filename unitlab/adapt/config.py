@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ..config import Presets
+from .models import LATENT_SIZES
 
 # The paper's digit accuracies (Table 3 of the NIPS paper), for the results table.
 PAPER = {("svhn", "mnist"): 0.9053, ("mnist", "usps"): 0.9597, ("usps", "mnist"): 0.9358}
@@ -129,8 +130,8 @@ class AdaptConfig:
                 "dis_share_first=True ties the first layer; dis_mirror_first=True copies a private "
                 "one: choose one"
             )
-        if self.latent_size not in (1, 8):
-            raise ValueError(f"latent_size={self.latent_size} must be 1 or 8")
+        if self.latent_size not in LATENT_SIZES:
+            raise ValueError(f"latent_size={self.latent_size} must be one of {LATENT_SIZES}")
         if self.semantic > 0 and self.warm_start == 0:
             raise ValueError(
                 f"semantic={self.semantic} reads translations with the warm-started source "

@@ -44,6 +44,8 @@ from torch import Tensor, nn
 from .. import ops
 from ..models import check_domain, check_images, init_weights, unique_parameters
 
+# The coupled VAE's code sizes: one vector per image (the authors'), or 8x8 places.
+LATENT_SIZES = (1, 8)
 SIZE = 32  # the layer arithmetic below (two stride-2 convs, then an 8x8 conv) is for 32x32
 
 
@@ -136,7 +138,7 @@ class CoupledDigitVAE(nn.Module):
         latent_size: int = 1,
     ) -> None:
         super().__init__()
-        if latent_size not in (1, 8):
+        if latent_size not in LATENT_SIZES:
             raise ValueError(
                 f"latent_size must be 1 (a vector) or 8 (8x8 places), got {latent_size}"
             )

@@ -258,7 +258,8 @@ class AdaptTrainer:
     def warm_start(self) -> None:
         """Before step 1: ``cfg.warm_start`` source-only steps on the classifier path (source
         labels only), so the adaptation starts from a source classifier instead of from scratch;
-        then ``cfg.gen_warm_start`` steps of the coupled VAE alone (no discriminator), so the
+        then ``cfg.gen_warm_start`` steps of the coupled VAE alone (no discriminator; with
+        ``cfg.semantic`` the frozen copy of the warmed classifier already reads x_ab), so the
         translations start as digits."""
         cfg = self.cfg
         if self.step != 0:
@@ -270,8 +271,8 @@ class AdaptTrainer:
         )  # fmt: skip
         if cfg.dis_mirror_first:  # the target's path starts as the warmed source classifier
             self.dis.mirror_private_layer()
-        if cfg.semantic > 0:  # eval mode: no dropout, so the reader is one fixed function
-            self.reader = copy.deepcopy(self.dis).eval().requires_grad_(False)
+        if cfg.semantic > 0:
+            self.reader = _frozen_copy(self.dis)
         if cfg.gen_warm_start:
             fit(
                 _GeneratorWarmStart(self), cfg.gen_warm_start, progress=False, desc="VAE warm start"
@@ -370,7 +371,7 @@ class AdaptTrainer:
             self.dis_ema.load_state_dict(state["dis_ema"])
         self.reader = None
         if "reader" in state:
-            self.reader = copy.deepcopy(self.dis).eval().requires_grad_(False)
+            self.reader = _frozen_copy(self.dis)
             self.reader.load_state_dict(state["reader"])
         self.step = int(state["step"])
         if "gen_opt" not in state:  # an exported model (weights only): to read, not to resume
@@ -382,6 +383,12 @@ class AdaptTrainer:
         torch.set_rng_state(state["torch_rng"].cpu())
 
 
+def _frozen_copy(dis: DigitDiscriminator) -> DigitDiscriminator:
+    """The semantic term's reader: a copy of ``dis`` in eval mode (no dropout, so it is one
+    fixed function) whose weights no optimiser holds and no gradient reaches."""
+    return copy.deepcopy(dis).eval().requires_grad_(False)
+
+
 def _generator_groups(gen: CoupledDigitVAE, frame_lr: float) -> list[dict]:
     """Adam's parameter groups for the generator: the frames (if any) at ``frame_lr``."""
     rest = {"params": gen.parameters_without_frames()}
@@ -390,7 +397,8 @@ def _generator_groups(gen: CoupledDigitVAE, frame_lr: float) -> list[dict]:
 
 
 class _GeneratorWarmStart:
-    """The coupled VAE alone (reconstruction, KL, cycle; no discriminator): the trainer that
+    """The coupled VAE alone (reconstruction, KL, cycle, and the frozen reader's semantic term;
+    no discriminator that trains): the trainer that
     :func:`unitlab.run.fit` drives for ``cfg.gen_warm_start`` steps, with its own Adam at
     ``cfg.gen_warm_lr``, on the adaptation's batches of steps 0, 1, ..."""
 
