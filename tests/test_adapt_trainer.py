@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -643,7 +644,8 @@ def _fake_run(root: Path, name: str, seed: int, normalised: bool, unit: float, o
     if seed != 0:  # the others as written now; seed 0 as written before the fields existed
         result |= {"seed": seed, "normalised": normalised, "translation_accuracy": 0.5 + seed}
     else:
-        (run / "config.json").write_text(json.dumps({"seed": 0, "normalise": normalised}))
+        config = adapt_preset("cpu", seed=0, normalise=normalised).to_dict()
+        (run / "config.json").write_text(json.dumps(config))
         rows = [{"step": 5, "translation_accuracy": 0.1}, {"step": 10, "translation_accuracy": 0.5}]
         (run / "log.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n")
     (run / "result.json").write_text(json.dumps(result))
@@ -662,11 +664,13 @@ def test_report_per_seed_records_and_the_mean_over_seeds(tmp_path: Path, capsys)
     records = json.loads(out.read_text())
     assert [r["seed"] for r in records["normalised"]["usps-mnist"]] == [0, 1, 2]
     assert records["normalised"]["usps-mnist"][0] == {
-        "seed": 0, "preset": "cpu", "unitlab": 0.95, "source_only": 0.93, "translation": 0.5,
+        "seed": 0, "preset": "cpu", "settings": "", "unitlab": 0.95, "source_only": 0.93,
+        "translation": 0.5, "translation_oracle": None,
     }  # fmt: skip
     assert records["raw"]["usps-mnist"] == [
-        {"seed": 0, "preset": "cpu", "unitlab": 0.8, "source_only": 0.7, "translation": 0.5}
-    ]
+        {"seed": 0, "preset": "cpu", "settings": "", "unitlab": 0.8, "source_only": 0.7,
+         "translation": 0.5, "translation_oracle": None}
+    ]  # fmt: skip
     table = capsys.readouterr().out
     # mean 0.96, sd 0.01; gains 0.02, 0.03, 0.03: mean 0.0267, se 0.0033 -> 8.0 SE
     row = next(line for line in table.splitlines() if line.startswith("| normalised |"))
@@ -680,6 +684,60 @@ def test_report_per_seed_records_and_the_mean_over_seeds(tmp_path: Path, capsys)
     assert report_main([*map(str, runs[:3]), str(other)]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if "| normalised |" in line]
     assert len(rows) == 2 and "| cpu-translate | 1 | 0.9300 | 0.9900 | +0.0600 |" in rows[1]
+    # A run that departed from its preset is its own recipe, named by its departures.
+    config = adapt_preset("cpu-translate", seed=1, latent_size=8).to_dict()
+    (other / "config.json").write_text(json.dumps(config))
+    result.pop("preset")
+    (other / "result.json").write_text(json.dumps(result | {"preset": "cpu-translate"}))
+    assert report_main([*map(str, runs[:3]), str(other)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "| normalised |" in line]
+    assert "| cpu-translate (latent_size=8) | 1 | 0.9300 | 0.9900 |" in rows[1]
+
+
+def test_report_merge_keeps_records_of_runs_not_passed(tmp_path: Path, capsys) -> None:
+    """``--merge`` adds the passed runs to the JSON file's records: a passed run replaces the
+    record of its own protocol, direction, preset and seed, every other record stays, and the
+    summary covers them all (earlier sessions' run folders need not exist any more)."""
+    out = tmp_path / "records.json"
+    first = [
+        _fake_run(tmp_path, "a", 1, True, 0.95, 0.93),
+        _fake_run(tmp_path, "b", 2, True, 0.97, 0.94),
+    ]
+    assert report_main([*map(str, first), "--json", str(out)]) == 0
+    rerun = _fake_run(tmp_path, "c", 2, True, 0.99, 0.94)  # seed 2 again
+    other = _fake_run(tmp_path, "d", 1, False, 0.80, 0.70)
+    for run in first:
+        shutil.rmtree(run)
+    capsys.readouterr()
+    assert report_main([str(rerun), str(other), "--json", str(out), "--merge"]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["seed"], r["unitlab"]) for r in records["normalised"]["usps-mnist"]] == [
+        (1, 0.95), (2, 0.99)
+    ]  # fmt: skip
+    assert [r["unitlab"] for r in records["raw"]["usps-mnist"]] == [0.8]
+    summary = capsys.readouterr().out
+    assert "| normalised | USPS -> MNIST | cpu | 2 |" in summary and "| raw |" in summary
+    # The file alone is summarised too; --merge without a file to keep is refused.
+    assert report_main(["--json", str(out), "--merge"]) == 0
+    assert "| normalised | USPS -> MNIST | cpu | 2 |" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="nothing to merge into"):
+        report_main([str(other), "--json", str(tmp_path / "absent.json"), "--merge"])
+    with pytest.raises(SystemExit):
+        report_main([str(other), "--merge"])
+
+
+def test_the_oracle_reads_target_like_translations_and_not_noise(split: AdaptationSplit) -> None:
+    """The oracle is trained on the target's labels: size-normalised USPS digits passed through
+    unchanged (a "translation" that keeps the digit and looks much like MNIST) read far above
+    chance, noise of the same shape near chance; it reads held-out target digits well."""
+    from unitlab.adapt.report import translation_oracle
+
+    cfg = _tiny(warm_start=300, steps=0)
+    kept = translation_oracle(cfg, split, lambda x: x)
+    noise = translation_oracle(cfg, split, lambda x: torch.rand_like(x) * 2 - 1)
+    assert kept["oracle_accuracy"] > 0.5  # 300 steps of a tiny network on 1,000 digits
+    assert kept["oracle_accuracy"] == noise["oracle_accuracy"]  # seeded: the same oracle
+    assert kept["translation_oracle"] > 0.5 > 0.2 > noise["translation_oracle"]
 
 
 @pytest.mark.parametrize("preset", ["cpu-translate", "cpu-frames"])
@@ -737,3 +795,13 @@ def test_ship_writes_a_small_model_that_load_trainer_reads(
     assert (ref - got).abs().max() < 0.05 and not torch.equal(ref, got)  # fp16, not a copy
     for a, b in zip(original.dis.parameters(), shipped.dis.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-2, rtol=1e-2)
+
+
+def test_preset_settings_name_what_departs_from_the_preset() -> None:
+    from unitlab.adapt.report import preset_settings
+
+    cfg = adapt_preset("cpu-frames", seed=3, normalise=False, latent_size=8, semantic=1.0)
+    assert preset_settings(cfg.to_dict()) == "latent_size=8 semantic=1.0"  # not seed, protocol
+    assert preset_settings(adapt_preset("cpu", eval_every=7).to_dict()) == ""
+    old = {k: v for k, v in adapt_preset("cpu").to_dict().items() if k != "latent_size"}
+    assert preset_settings(old) == ""  # a field the config predates counts as its default

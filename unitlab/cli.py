@@ -444,6 +444,12 @@ def _adapt(args: argparse.Namespace) -> int:
         print(f"\ninterrupted; continue with --resume --name {run_dir.name}", file=sys.stderr)
         return 130
     print(adapt_report.format_table([result]))
+    print(
+        f"translations read by an independent target classifier: "
+        f"{result['translation_oracle']:.3f} (it reads held-out target digits at "
+        f"{result['oracle_accuracy']:.3f}; the run's own classifier: "
+        f"{result['translation_accuracy']:.3f})"
+    )
     print(f"run saved in {run_dir}")
     return 0
 

@@ -8,7 +8,8 @@ One module per job:
   ``cpu``, ``cpu-translate``, ``cpu-frames``, ``tiny``);
 - :mod:`.trainer` — :class:`AdaptTrainer` (the two alternating steps) and its run;
 - :mod:`.baseline` — the source-only classifier every adaptation number must beat;
-- :mod:`.report` — ``result.json`` of a run and the results table (``python -m
+- :mod:`.report` — a whole run as one call (:func:`adapt_run`: baseline, adaptation, the
+  oracle's reading of its translations, ``result.json``) and the results tables (``python -m
   unitlab.adapt.report RUN...``).
 
 The data (splits that keep target labels out of training) is :mod:`unitlab.data.adaptation`.
@@ -17,7 +18,8 @@ The data (splits that keep target labels out of training) is :mod:`unitlab.data.
 from .baseline import accuracy, train_source_only
 from .config import ADAPT_PRESETS, PAPER, AdaptConfig, adapt_preset
 from .models import CoupledDigitVAE, DigitDiscriminator, DomainFrame, StyleCritic
-from .trainer import AdaptTrainer, adapt_run, config_split, load_trainer, run_adaptation
+from .report import adapt_run
+from .trainer import AdaptTrainer, config_split, load_trainer, run_adaptation
 
 __all__ = [
     "ADAPT_PRESETS",

@@ -55,7 +55,7 @@ from ..checkpoint import config_mismatch, load_checkpoint
 from ..data.adaptation import COLOUR, AdaptationSplit, adaptation_split
 from ..data.digit_geometry import random_affine
 from ..images import save_grid
-from ..run import NonFiniteLossError, RunFolder, RunLock, fit
+from ..run import NonFiniteLossError, RunFolder, fit
 from .baseline import accuracy, fit_source_classifier
 from .config import AdaptConfig
 from .models import BETAS, CoupledDigitVAE, DigitDiscriminator, StyleCritic
@@ -507,40 +507,6 @@ def saved_config(run_dir: str | Path) -> AdaptConfig:
             f"{folder.checkpoint} is not a digit-adaptation checkpoint "
             f"(written by `unitlab train`?); resume it with the command that wrote it"
         ) from None
-
-
-def adapt_run(
-    cfg: AdaptConfig,
-    split: AdaptationSplit,
-    run_dir: str | Path,
-    *,
-    resume: bool = False,
-    baseline: bool = True,
-    device: str | torch.device = "cpu",
-    progress: bool = True,
-    on_eval: Callable[[dict], None] | None = None,
-) -> dict:
-    """A whole adaptation run as one call: its source-only baseline (cached in the folder), the
-    adaptation (:func:`run_adaptation`) and ``result.json``, which it returns.
-
-    A fresh run refuses a folder that already holds one; ``resume`` continues it and refuses a
-    changed config (only ``steps`` may change). The folder belongs to this process meanwhile.
-    """
-    from . import report
-
-    cfg.validate()
-    folder = RunFolder(run_dir)
-    with RunLock(run_dir):
-        if not resume and folder.has_checkpoint():
-            raise ValueError(
-                f"{run_dir} already holds a run; pass --resume to continue it or "
-                f"--name to start another (nothing was overwritten)"
-            )
-        reference = report.source_only(cfg, split, run_dir, device) if baseline else None
-        final = run_adaptation(
-            cfg, split, run_dir, resume, progress=progress, on_eval=on_eval, device=device
-        )
-        return report.write_result(run_dir, cfg, split, final, reference)
 
 
 def save_translations(
