@@ -665,11 +665,11 @@ def test_report_per_seed_records_and_the_mean_over_seeds(tmp_path: Path, capsys)
     assert [r["seed"] for r in records["normalised"]["usps-mnist"]] == [0, 1, 2]
     assert records["normalised"]["usps-mnist"][0] == {
         "seed": 0, "preset": "cpu", "settings": "", "unitlab": 0.95, "source_only": 0.93,
-        "translation": 0.5, "translation_oracle": None,
+        "translation": 0.5, "translation_oracle": None, "source_oracle": None,
     }  # fmt: skip
     assert records["raw"]["usps-mnist"] == [
         {"seed": 0, "preset": "cpu", "settings": "", "unitlab": 0.8, "source_only": 0.7,
-         "translation": 0.5, "translation_oracle": None}
+         "translation": 0.5, "translation_oracle": None, "source_oracle": None}
     ]  # fmt: skip
     table = capsys.readouterr().out
     # mean 0.96, sd 0.01; gains 0.02, 0.03, 0.03: mean 0.0267, se 0.0033 -> 8.0 SE
@@ -738,6 +738,7 @@ def test_the_oracle_reads_target_like_translations_and_not_noise(split: Adaptati
     assert kept["oracle_accuracy"] > 0.5  # 300 steps of a tiny network on 1,000 digits
     assert kept["oracle_accuracy"] == noise["oracle_accuracy"]  # seeded: the same oracle
     assert kept["translation_oracle"] > 0.5 > 0.2 > noise["translation_oracle"]
+    assert kept["source_oracle"] == kept["translation_oracle"]  # nothing was translated
 
 
 @pytest.mark.parametrize("preset", ["cpu-translate", "cpu-frames"])

@@ -446,8 +446,9 @@ def _adapt(args: argparse.Namespace) -> int:
     print(adapt_report.format_table([result]))
     print(
         f"translations read by an independent target classifier: "
-        f"{result['translation_oracle']:.3f} (it reads held-out target digits at "
-        f"{result['oracle_accuracy']:.3f}; the run's own classifier: "
+        f"{result['translation_oracle']:.3f}, the same source digits untranslated "
+        f"{result['source_oracle']:.3f} (it reads held-out target digits at "
+        f"{result['oracle_accuracy']:.3f}; the run's own classifier reads the translations at "
         f"{result['translation_accuracy']:.3f})"
     )
     print(f"run saved in {run_dir}")

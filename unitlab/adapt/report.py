@@ -90,8 +90,9 @@ def translation_oracle(
     (``oracle_accuracy``: how well it reads real target digits, the ceiling of what follows);
     then it reads 2,000 source training digits translated by ``translate`` (a batch of source
     images -> the same digits in the target domain), against their source labels
-    (``translation_oracle``). A diagnostic only: the oracle never feeds back into training,
-    and the run's reported target accuracy never comes from it.
+    (``translation_oracle``), and the same digits untranslated (``source_oracle``): a
+    translation that helps reads better than its source. A diagnostic only: the oracle never
+    feeds back into training, and the run's reported target accuracy never comes from it.
     """
     evaluation, steps = split.target_eval, min(ORACLE_STEPS, cfg.warm_start + cfg.steps)
     teach, hold = (_rows(evaluation, rows) for rows in (slice(0, None, 2), slice(1, None, 2)))
@@ -109,6 +110,7 @@ def translation_oracle(
     return {
         "oracle_accuracy": accuracy(oracle, hold.images, hold.labels, "a"),
         "translation_oracle": accuracy(oracle, translated, labels, "a"),
+        "source_oracle": accuracy(oracle, images, labels, "a"),
     }
 
 
@@ -146,6 +148,7 @@ def write_result(
         "normalised": cfg.normalise,
         "translation_accuracy": final.get("translation_accuracy"),
         "translation_oracle": final.get("translation_oracle"),
+        "source_oracle": final.get("source_oracle"),
         "oracle_accuracy": final.get("oracle_accuracy"),
         "steps": final["step"],
         "minutes": round(final.get("seconds", 0.0) / 60, 1),
@@ -294,8 +297,8 @@ Records = dict[str, dict[str, list[dict]]]
 
 def per_seed_records(results: list[dict]) -> Records:
     """``{protocol: {direction: [{seed, preset, settings, unitlab, source_only, translation,
-    translation_oracle}, ...]}}``, the protocols ``normalised`` / ``raw`` and directions such as
-    ``mnist-usps``; ``settings`` is where the run departed from its preset
+    translation_oracle, source_oracle}, ...]}}``, the protocols ``normalised`` / ``raw`` and
+    directions such as ``mnist-usps``; ``settings`` is where the run departed from its preset
     (:func:`preset_settings`). Sorted by preset, settings, then seed. Two results of one
     protocol, direction, preset, settings and seed are refused (which one would count?)."""
     records: Records = {}
@@ -316,6 +319,7 @@ def per_seed_records(results: list[dict]) -> Records:
                 "source_only": r["source_only"],
                 "translation": r["translation_accuracy"],
                 "translation_oracle": r.get("translation_oracle"),
+                "source_oracle": r.get("source_oracle"),
             }
         )
     _sort(records)
@@ -371,12 +375,13 @@ def _gain(runs: list[dict]) -> str:
 
 def format_summary(records: Records) -> str:
     """Markdown: per protocol, direction and preset, mean ± sd over seeds of UNIT, source-only
-    and the two readings of the translations (the run's classifier; the independent oracle),
+    the two readings of the translations (the run's classifier; the independent oracle) and
+    the oracle's reading of the same source digits untranslated,
     and UNIT's gain over source-only in standard errors (paired seeds)."""
     lines = [
         "| protocol | direction | preset | seeds | source-only | unitlab | gain over source-only "
-        "| translation (own classifier) | translation (oracle) | paper |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| translations (own classifier) | translations (oracle) | untranslated (oracle) | paper |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for protocol, by_direction in sorted(records.items()):
         for direction, runs in sorted(by_direction.items()):
@@ -385,11 +390,13 @@ def format_summary(records: Records) -> str:
             for recipe in sorted({_recipe(r) for r in runs}):
                 same = [r for r in runs if _recipe(r) == recipe]
                 oracle = [r.get("translation_oracle") for r in same]
+                untranslated = [r.get("source_oracle") for r in same]
                 lines.append(
                     f"| {protocol} | {NAMES[source]} -> {NAMES[target]} | {_name(*recipe)} | "
                     f"{len(same)} | {_mean_sd([r['source_only'] for r in same])} | "
                     f"{_mean_sd([r['unitlab'] for r in same])} | {_gain(same)} | "
                     f"{_mean_sd([r['translation'] for r in same])} | {_mean_sd(oracle)} | "
+                    f"{_mean_sd(untranslated)} | "
                     f"{_fmt(paper)} |"
                 )
     return "\n".join(lines)
@@ -401,7 +408,7 @@ def add_oracle(run: str | Path, data_root: str | Path | None = None) -> dict:
     lacks one; returns the result."""
     path = Path(run) / RESULT
     result = _completed(json.loads(path.read_text()), Path(run))
-    if result.get("translation_oracle") is None:
+    if result.get("translation_oracle") is None or result.get("source_oracle") is None:
         cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
         split = config_split(cfg, data_root)
         gen = load_trainer(run, split).gen
@@ -491,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         print(format_table(results))
         print()
     print(format_summary(records))
-    for r in results:
-        print(f"\n{NAMES[r['source']]} -> {NAMES[r['target']]}: {r['machine']}")
+    machines = (f"{NAMES[r['source']]} -> {NAMES[r['target']]}: {r['machine']}" for r in results)
+    for line in dict.fromkeys(machines):  # each direction's machine once
+        print(f"\n{line}")
     return 0
 
 
