@@ -18,8 +18,19 @@ The data (splits that keep target labels out of training) is :mod:`unitlab.data.
 from .baseline import accuracy, train_source_only
 from .config import ADAPT_PRESETS, PAPER, AdaptConfig, adapt_preset
 from .models import CoupledDigitVAE, DigitDiscriminator, DomainFrame, StyleCritic
-from .report import adapt_run
 from .trainer import AdaptTrainer, config_split, load_trainer, run_adaptation
+
+
+def __getattr__(name: str):
+    """``adapt_run`` is imported from :mod:`.report` on first use: importing that module here
+    would load it before ``python -m unitlab.adapt.report`` runs it as ``__main__`` (runpy
+    then warns that the module is imported twice)."""
+    if name == "adapt_run":
+        from .report import adapt_run
+
+        return adapt_run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ADAPT_PRESETS",
