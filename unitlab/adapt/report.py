@@ -81,7 +81,10 @@ def source_only(
 
 
 def translation_oracle(
-    cfg: AdaptConfig, split: AdaptationSplit, translate, device: str | torch.device = "cpu"
+    cfg: AdaptConfig,
+    split: AdaptationSplit,
+    translate: Callable[[torch.Tensor], torch.Tensor],
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """An independent reading of a run's translations, with the target's labels.
 
@@ -216,8 +219,7 @@ def adapt_run(
         final = run_adaptation(
             cfg, split, run_dir, resume, progress=progress, on_eval=on_eval, device=device
         )
-        # The independent reading of the translations (report.translation_oracle), from the
-        # checkpoint the run just wrote.
+        # The independent reading of the translations, from the checkpoint the run just wrote.
         trainer = AdaptTrainer(cfg, split, device)
         trainer.load_state_dict(folder.load(map_location=device), where=str(folder.checkpoint))
         final |= translation_oracle(cfg, split, lambda x: trainer.gen.translate(x, "a2b"), device)
