@@ -35,7 +35,7 @@ from ..run import RunFolder, RunLock
 from .baseline import accuracy, fit_source_classifier, train_source_only
 from .config import ADAPT_PRESETS, PAPER, AdaptConfig
 from .models import DigitDiscriminator
-from .trainer import AdaptTrainer, config_split, load_trainer, run_adaptation
+from .trainer import PROBE, AdaptTrainer, load_run, run_adaptation
 
 RESULT = "result.json"
 BASELINE = "source_only.json"
@@ -91,7 +91,8 @@ def translation_oracle(
     A fresh discriminator-classifier (``cfg.dis_channels``, warped batches) is trained on the
     even rows of ``split.target_eval`` with their labels and scored on the odd rows
     (``oracle_accuracy``: how well it reads real target digits, the ceiling of what follows);
-    then it reads 2,000 source training digits translated by ``translate`` (a batch of source
+    then it reads the ``PROBE`` (2,000) source training digits that the run's own classifier
+    reads (``AdaptTrainer.evaluate``), translated by ``translate`` (a batch of source
     images -> the same digits in the target domain), against their source labels
     (``translation_oracle``), and the same digits untranslated (``source_oracle``): a
     translation that helps reads better than its source. A diagnostic only: the oracle never
@@ -107,7 +108,7 @@ def translation_oracle(
             oracle, teach, steps, cfg.batch_size, cfg.lr, generator, None, augment=True
         )
     source = split.source_train
-    images, labels = source.images[:2000].to(device), source.labels[:2000]
+    images, labels = source.images[:PROBE].to(device), source.labels[:PROBE]
     with torch.no_grad():
         translated = torch.cat([translate(x) for x in images.split(500)])
     return {
@@ -376,10 +377,10 @@ def _gain(runs: list[dict]) -> str:
 
 
 def format_summary(records: Records) -> str:
-    """Markdown: per protocol, direction and preset, mean ± sd over seeds of UNIT, source-only
-    the two readings of the translations (the run's classifier; the independent oracle) and
-    the oracle's reading of the same source digits untranslated,
-    and UNIT's gain over source-only in standard errors (paired seeds)."""
+    """Markdown: per protocol, direction and preset, mean ± sd over seeds of UNIT, source-only,
+    the two readings of the translations (the run's classifier; the independent oracle) and the
+    oracle's reading of the same source digits untranslated, and UNIT's gain over source-only
+    in standard errors (paired seeds)."""
     lines = [
         "| protocol | direction | preset | seeds | source-only | unitlab | gain over source-only "
         "| translations (own classifier) | translations (oracle) | untranslated (oracle) | paper |",
@@ -411,10 +412,9 @@ def add_oracle(run: str | Path, data_root: str | Path | None = None) -> dict:
     path = Path(run) / RESULT
     result = _completed(json.loads(path.read_text()), Path(run))
     if result.get("translation_oracle") is None or result.get("source_oracle") is None:
-        cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
-        split = config_split(cfg, data_root)
-        gen = load_trainer(run, split).gen
-        result |= translation_oracle(cfg, split, lambda x: gen.translate(x, "a2b"))
+        trainer, split = load_run(run, data_root)
+        gen = trainer.gen
+        result |= translation_oracle(trainer.cfg, split, lambda x: gen.translate(x, "a2b"))
         RunFolder(run).write_json(RESULT, result)
     return result
 

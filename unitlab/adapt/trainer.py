@@ -60,6 +60,11 @@ from .baseline import accuracy, fit_source_classifier
 from .config import AdaptConfig
 from .models import BETAS, CoupledDigitVAE, DigitDiscriminator, StyleCritic
 
+# How many source training digits are translated and read to judge the translations: by the
+# run's own classifier (``evaluate``) and by the oracle (report.translation_oracle), the same
+# digits, so that the two readings compare.
+PROBE = 2000
+
 
 def feature_matching(features_translated: Tensor, features_reconstructed: Tensor) -> Tensor:
     """Squared distance between two batches of features, summed per image, batch mean.
@@ -309,14 +314,14 @@ class AdaptTrainer:
 
     def evaluate(self) -> dict[str, float]:
         """Target accuracy on ``target_eval`` (b's path), the classifier as the paper scores it;
-        source accuracy on 2,000 source training images (a's path); and translation accuracy:
-        the same 2,000 source digits translated into the target domain and read by b's path,
+        source accuracy on ``PROBE`` source training images (a's path); and translation
+        accuracy: the same source digits translated into the target domain and read by b's path,
         against their source labels. The last is a diagnostic of the generator: near chance
         (0.1), the translations carry no digit, whatever they look like. With a weight average
         (``cfg.cls_ema``) the average is scored, and ``target_accuracy_last`` gives the last
         step's weights' target accuracy beside it."""
         ev, src, reader = self._target_eval, self.source, self.classifier
-        images, labels = src.images[:2000].to(self.device), src.labels[:2000]
+        images, labels = src.images[:PROBE].to(self.device), src.labels[:PROBE]
         translated = torch.cat([self.gen.translate(x, "a2b") for x in images.split(500)])
         scores = {
             "target_accuracy": accuracy(reader, ev.images, ev.labels, "b"),
@@ -509,15 +514,23 @@ def saved_config(run_dir: str | Path) -> AdaptConfig:
         ) from None
 
 
+def load_run(
+    run: str | Path, data_root: str | Path | None = None
+) -> tuple[AdaptTrainer, AdaptationSplit]:
+    """A finished run folder's trainer (from its checkpoint) and the data split its
+    ``config.json`` was trained on, for what is computed from a run afterwards."""
+    cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
+    split = config_split(cfg, data_root)
+    return load_trainer(run, split), split
+
+
 def save_translations(
     run: str | Path, path: str | Path, data_root: str | Path | None = None, count: int = 16
 ) -> Path:
     """Write a run's picture for ``docs/``: ``count`` source training digits, their translations
     into the target domain (the last step's generator), and ``count`` target training digits,
     one row each, from the run folder's checkpoint and its own data split."""
-    cfg = AdaptConfig(**json.loads((Path(run) / "config.json").read_text()))
-    split = config_split(cfg, data_root)
-    trainer = load_trainer(run, split)
+    trainer, split = load_run(run, data_root)
     source = split.source_train.images[:count]
     rows = [source, trainer.gen.translate(source, "a2b"), split.target_train.images[:count]]
     save_grid(rows, path)
