@@ -601,6 +601,15 @@ def test_cli_adapt_end_to_end(
     assert "already holds a run" in capsys.readouterr().err
     assert cli.main([*args, "--steps", "6", "--resume", "--no-baseline"]) == 0
     assert load_results([run])[0]["steps"] == 6
+    # The oracle's reading is in the result; `report --oracle` gives it back to a run without it.
+    (result,) = load_results([run])
+    assert 0 <= result["translation_oracle"] <= 1 and 0 <= result["source_oracle"] <= 1
+    stripped = {k: v for k, v in result.items() if k not in ("translation_oracle", "source_oracle")}
+    (run / "result.json").write_text(json.dumps(stripped))
+    assert report_main([str(run), "--oracle", "--data-root", str(shared_data)]) == 0
+    (again,) = load_results([run])
+    assert again["translation_oracle"] == result["translation_oracle"]  # seeded: the same reader
+    assert again["source_oracle"] == result["source_oracle"]
     # Unknown fields and presets are refused by name.
     assert cli.main([*args, "--name", "x", "--set", "colour=1"]) == 2
     assert "unknown config field 'colour'" in capsys.readouterr().err
